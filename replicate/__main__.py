@@ -1,0 +1,5 @@
+import sys
+
+from replicate.cli import main
+
+sys.exit(main())

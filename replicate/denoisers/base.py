@@ -1,0 +1,110 @@
+"""The one denoiser interface every prior in this project speaks.
+
+Convention (project-wide):
+  * images are float tensors of shape (N, C, H, W) with clean values in [0, 1];
+  * sigma is the standard deviation of additive white Gaussian noise on that same
+    [0, 1] scale, a Python float or a tensor of shape (N,) (one level per image);
+  * ``D(y, sigma)`` returns an estimate of E[x | y = x + sigma n], n ~ N(0, I);
+  * ``score(y, sigma) = (D(y, sigma) - y) / sigma^2`` (Tweedie / Miyasawa), the
+    gradient of the log density of the noisy images at level sigma.
+
+Networks trained with other conventions (inputs in [-1, 1], residual outputs,
+sigma on the 0-255 scale, integer noise-level labels) are wrapped by the adapters
+below so that the samplers never see those conventions.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+def sigma_like(sigma, x: torch.Tensor) -> torch.Tensor:
+    """Broadcastable per-image sigma of shape (N, 1, 1, 1) on x's device and dtype."""
+    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    if s.ndim == 0:
+        s = s.expand(x.shape[0])
+    if s.shape != (x.shape[0],):
+        raise ValueError(f"sigma must be a scalar or have shape ({x.shape[0]},), got {tuple(s.shape)}")
+    return s.view(-1, *([1] * (x.ndim - 1)))
+
+
+class Denoiser(nn.Module):
+    """Base class: subclasses implement ``denoise(y, sigma4)`` with sigma4 of shape (N,1,1,1)."""
+
+    #: number of colour channels the prior models (None: any)
+    channels: int | None = None
+    #: True when D is differentiable w.r.t. its input (networks, Wiener filter); False for BM3D
+    differentiable: bool = True
+    #: True when the prior is "blind": the sigma argument is ignored by the model itself
+    blind: bool = False
+
+    def denoise(self, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        if y.ndim != 4:
+            raise ValueError(f"denoiser expects a batch (N, C, H, W), got shape {tuple(y.shape)}")
+        if self.channels is not None and y.shape[1] != self.channels:
+            raise ValueError(
+                f"{type(self).__name__} models {self.channels}-channel images, got {y.shape[1]} channels; "
+                "convert the data (e.g. to grey with replicate.data.to_gray) or pick another denoiser"
+            )
+        return self.denoise(y, sigma_like(sigma, y))
+
+    def score(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        s = sigma_like(sigma, y)
+        return (self(y, sigma) - y) / s**2
+
+    def residual(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        """f(y) = D(y) - y, the denoiser residual of Kadkhodaie & Simoncelli (= sigma^2 * score)."""
+        return self(y, sigma) - y
+
+
+class NetworkDenoiser(Denoiser):
+    """Adapter for a network with its own conventions.
+
+    Args:
+        net: the module; called as ``net(u)`` or ``net(u, cond)``.
+        input_range: "01" (net sees y) or "pm1" (net sees 2y - 1).
+        output: "clean" (net returns the denoised image), "residual" (net returns the
+            noise estimate n_hat, so D = y - n_hat), or "score" (net returns the score
+            in its own input units).
+        condition: optional callable sigma4 -> extra argument for the net (e.g. sigma
+            on 0-255, an integer label, a noise-level map); None for blind networks.
+        channels: number of image channels the network was trained on.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        input_range: str = "01",
+        output: str = "clean",
+        condition: Callable[[torch.Tensor], object] | None = None,
+        channels: int | None = None,
+    ):
+        super().__init__()
+        if input_range not in ("01", "pm1"):
+            raise ValueError(f"input_range must be '01' or 'pm1', got {input_range!r}")
+        if output not in ("clean", "residual", "score"):
+            raise ValueError(f"output must be 'clean', 'residual' or 'score', got {output!r}")
+        self.net = net
+        self.input_range = input_range
+        self.output = output
+        self.condition = condition
+        self.channels = channels
+        self.blind = condition is None
+
+    def denoise(self, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        scale = 2.0 if self.input_range == "pm1" else 1.0
+        u = 2.0 * y - 1.0 if self.input_range == "pm1" else y
+        out = self.net(u) if self.condition is None else self.net(u, self.condition(sigma))
+        if self.output == "clean":
+            return (out + 1.0) / 2.0 if self.input_range == "pm1" else out
+        if self.output == "residual":
+            return y - out / scale
+        # score in u-units: grad_u log p(u); sigma_u = scale * sigma; D_u = u + sigma_u^2 s_u
+        u_hat = u + (scale * sigma) ** 2 * out
+        return (u_hat + 1.0) / 2.0 if self.input_range == "pm1" else u_hat
