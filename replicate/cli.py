@@ -16,6 +16,8 @@ import time
 PAPERS = {
     "foundation": "replicate.experiments.foundation",
     "mohan2020": "replicate.experiments.mohan2020",
+    "kadkhodaie2021": "replicate.experiments.kadkhodaie2021",
+    "kawar2021": "replicate.experiments.kawar2021",
     "report": "replicate.report.build",
 }
 

@@ -11,6 +11,7 @@ would look like a real LPIPS/FID and silently poison a comparison with the paper
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -226,8 +227,16 @@ class LPIPS:
         if net not in LPIPS_BACKBONES:
             raise ValueError(f"LPIPS: net must be one of {sorted(LPIPS_BACKBONES)}, got {net!r}")
         path = _fetch_asset(LPIPS_BACKBONES[net])  # before building anything: fail fast and clearly
-        model = lpips.LPIPS(pretrained=True, net=net, version="0.1", pnet_rand=True, verbose=False)
+        with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=False`
+            warnings.simplefilter("ignore", UserWarning)
+            model = lpips.LPIPS(pretrained=True, net=net, version="0.1", pnet_rand=True, verbose=False)
         model.net.load_state_dict(map_backbone_state(model.net, _load_torch_state(path)), strict=True)
+        # lpips loads its linear layers with strict=False; make sure they really came from its v0.1 file
+        lin_file = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
+        own = model.state_dict()
+        for key, value in _load_torch_state(lin_file).items():
+            if key not in own or not torch.equal(own[key], value):
+                raise RuntimeError(f"LPIPS linear layer {key} was not loaded from {lin_file}")
         self.net_name = net
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)

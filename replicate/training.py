@@ -92,7 +92,7 @@ def train_denoiser(denoiser: Denoiser, patches: torch.Tensor, cfg: TrainConfig, 
     total_steps = max(1, int(round(cfg.epochs * steps_per_epoch)))
     opt = torch.optim.Adam(denoiser.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=[m * steps_per_epoch for m in cfg.milestones], gamma=cfg.gamma
+        opt, milestones=[int(round(m * steps_per_epoch)) for m in cfg.milestones], gamma=cfg.gamma
     )
     log = {"config": asdict(cfg), "config_key": cfg.key(), "loss": [], "steps": total_steps,
            "patches": int(patches.shape[0]), "seconds": 0.0}
@@ -123,7 +123,7 @@ def train_denoiser(denoiser: Denoiser, patches: torch.Tensor, cfg: TrainConfig, 
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"training diverged at step {step} (loss {loss.item()}); lower the learning rate")
         step += 1
-        log["loss"].append(float(loss))
+        log["loss"].append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3g}")
         if step % cfg.checkpoint_every == 0 or step == total_steps:

@@ -1,6 +1,3 @@
-import math
-
-import pandas as pd
 import pytest
 
 from replicate.report.published import (DIRECTIONS, PUBLISHED_DIR, load_published, load_published_file,

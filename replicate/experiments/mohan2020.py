@@ -13,6 +13,7 @@ clamped to [0, 1] (= [0, 255]); input PSNR on the clipped noisy image.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,9 +97,40 @@ def train_models(prm: dict) -> pd.DataFrame:
                           milestones=tuple(t["milestones"]), seed=seeding.derive_seed(prm["seed"], "train", spec.name),
                           max_patches=t.get("max_patches"), extra={"arch": prm["arch"], "model": spec.name})
         log = train_denoiser(model, patches, cfg, out_dir / f"{spec.file_stem}.pt")
-        rows.append({"model": spec.name, "steps": log["steps"], "patches": log["patches"],
+        rows.append({"model": spec.name, "parameters": sum(p.numel() for p in model.parameters()),
+                     "steps": log["steps"], "patches": log["patches"],
                      "final_loss": float(np.mean(log["loss"][-20:])), "seconds": round(log["seconds"], 2)})
+    rows += train_universal(prm)
     return pd.DataFrame(rows)
+
+
+def train_universal(prm: dict) -> list[dict]:
+    """The universal bias-free priors (grey and colour, sigma in [0, 100]) the other papers use in mini / smoke."""
+    from replicate.experiments.priors import small_bf_dncnn
+    from replicate.training import TrainConfig, extract_patches, train_denoiser
+
+    u = prm.get("universal")
+    if not u:
+        return []
+    t = u["train"]
+    rows = []
+    for kind, channels in (("gray", 1), ("color", 3)):
+        leaves = D.dead_leaves(t.get("dead_leaves", 16), 96, channels, seed=prm["seed"] + channels)
+        photos = [im.pixels for im in D.skimage_set(D.SKIMAGE_GRAY_TRAIN if channels == 1 else D.SKIMAGE_COLOR_TRAIN,
+                                                    gray=channels == 1)]
+        patches = extract_patches(list(leaves) + photos, t["patch"], t["stride"], tuple(t["scales"]))
+        arch = {"channels": channels, "depth": u["arch"]["depth"], "features": u["arch"]["features"]}
+        torch.manual_seed(seeding.derive_seed(prm["seed"], "init", "universal", kind))
+        model = small_bf_dncnn(**arch)
+        cfg = TrainConfig(noise_min=0.0, noise_max=float(u["noise_max"]), patch=t["patch"], stride=t["stride"],
+                          scales=tuple(t["scales"]), batch=t["batch"], epochs=t["epochs"],
+                          milestones=tuple(t["milestones"]), seed=seeding.derive_seed(prm["seed"], "train", kind),
+                          max_patches=t.get("max_patches"), extra={"arch": arch, "model": f"universal_{kind}"})
+        log = train_denoiser(model, patches, cfg, runtime.models_dir(prm, PAPER) / f"universal_{kind}.pt")
+        rows.append({"model": f"universal/{kind}/0-{u['noise_max']}", "parameters": sum(p.numel() for p in model.parameters()),
+                     "steps": log["steps"], "patches": log["patches"],
+                     "final_loss": float(np.mean(log["loss"][-20:])), "seconds": round(log["seconds"], 2)})
+    return rows
 
 
 def fetch_checkpoints(prm: dict) -> pd.DataFrame:
@@ -106,8 +138,12 @@ def fetch_checkpoints(prm: dict) -> pd.DataFrame:
 
     rows = []
     for spec in model_specs(prm):
-        path = fetch(f"weights/bias_free_denoising/{spec.arch}/{spec.variant}/0-{spec.train_max}.pt")
-        rows.append({"model": spec.name, "path": str(path)})
+        asset = f"weights/bias_free_denoising/{spec.arch}/{spec.variant}/0-{spec.train_max}.pt"
+        path = fetch(asset)
+        from replicate.denoisers.checkpoints import mohan_denoiser
+
+        n_params = sum(p.numel() for p in mohan_denoiser(spec.arch, spec.variant, f"0-{spec.train_max}", path).parameters())
+        rows.append({"model": spec.name, "asset": asset, "parameters": n_params})
     return pd.DataFrame(rows)
 
 
@@ -135,9 +171,11 @@ def load_models(prm: dict) -> dict[str, Denoiser]:
         else:
             from replicate.denoisers.checkpoints import mohan_denoiser
 
-            path = next(r["path"] for r in manifest["models"] if r["model"] == spec.name)
-            model = mohan_denoiser(spec.arch, spec.variant, f"0-{spec.train_max}", path)
-        models[spec.name] = model.eval().to(runtime.device(prm))
+            from replicate.assets.registry import fetch
+
+            asset = next(r["asset"] for r in manifest["models"] if r["model"] == spec.name)
+            model = mohan_denoiser(spec.arch, spec.variant, f"0-{spec.train_max}", fetch(asset))
+        models[spec.name] = model.eval().to(runtime.device(prm)).channels_last()
     return models
 
 
@@ -163,14 +201,17 @@ def stage_generalization(prm: dict) -> None:
             y = x + sigmas.view(-1, 1, 1, 1) * noise
             psnr_in = psnr(y.clamp(0, 1), x)
             for name, model in models.items():
+                start = time.perf_counter()
                 out = model(y.to(dev), sigmas.to(dev)).cpu().clamp(0, 1)
+                seconds = (time.perf_counter() - start) / len(sigmas)
                 p_out, s_out = psnr(out, x), ssim(out, x)
                 spec = name.split("/")
                 for k, s in enumerate(g["test_sigmas"]):
                     rows.append({"set": set_name, "image_index": idx, "image": im.name, "model": name,
                                  "arch": spec[0], "variant": spec[1], "train_max": int(spec[2].split("-")[1]),
                                  "sigma": s, "seed": prm["seed"], "psnr_in": float(psnr_in[k]),
-                                 "psnr_out": float(p_out[k]), "ssim_out": float(s_out[k])})
+                                 "psnr_out": float(p_out[k]), "ssim_out": float(s_out[k]),
+                                 "seconds_per_image": seconds, "pixels": im.pixels[0].numel()})
     write_csv(runtime.results_dir(prm, PAPER) / "generalization.csv", pd.DataFrame(rows))
 
 
@@ -216,6 +257,21 @@ def stage_linear(prm: dict) -> None:
                 rows.append({"model": name, "variant": name.split("/")[1], "train_max": dec["train_range"],
                              "sigma": sigma, "patch_index": k, "residual_rms": float(r), "net_bias_rms": float(b),
                              "output_rms": float(f_norm), "noise_rms": float(sigma)})
+    # exact first-order decomposition (paper Eq. 1): a ReLU network is affine around y, so
+    # f(y + e v) - f(y) = e A_y v up to ReLU switches and float32 rounding, for a small step e
+    affine = []
+    for name, model in models.items():
+        for sigma in (10, 50, 90):
+            gen = seeding.generator(prm["seed"], PAPER, "affine", sigma)
+            x = random_patches(images, 4, dec["patch"], gen)
+            y = (x + sigma / 255.0 * torch.randn(x.shape, generator=gen)).to(dev)
+            v = torch.randn(y.shape, generator=gen).to(dev)
+            step = 1e-3 * y.norm() / v.norm()
+            fy, jv = torch.func.jvp(lambda u: model(u, sigma / 255.0), (y,), (v,))
+            with torch.no_grad():
+                diff = model(y + step * v, sigma / 255.0) - fy
+            rel_err = float((diff - step * jv).norm() / (step * jv).norm())
+            affine.append({"model": name, "variant": name.split("/")[1], "sigma": sigma, "relative_error": rel_err})
     # homogeneity of degree 1: f(a y) = a f(y) holds exactly for bias-free nets (no additive constants)
     im = images[0].pixels[None]
     y = im + 25 / 255.0 * seeding.randn(im.shape, prm["seed"], PAPER, "homogeneity")
@@ -229,6 +285,7 @@ def stage_linear(prm: dict) -> None:
     out = runtime.results_dir(prm, PAPER)
     write_csv(out / "decomposition.csv", pd.DataFrame(rows))
     write_csv(out / "homogeneity.csv", pd.DataFrame(homog))
+    write_csv(out / "affine.csv", pd.DataFrame(affine))
 
 
 def jacobian(model: Denoiser, y: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -249,7 +306,12 @@ def stage_jacobian(prm: dict) -> None:
     x = im.pixels[:, jac["top"] : jac["top"] + c, jac["left"] : jac["left"] + c]
     if x.shape[-2:] != (c, c):
         raise D.ImageSizeError(f"Jacobian crop {c}x{c} at ({jac['top']}, {jac['left']}) does not fit {im.name} {im.shape}")
-    chosen = {n: m.cpu() for n, m in models.items() if n.endswith(f"/0-{jac['train_range']}")}
+    variants = jac.get("variants", prm["variants"])
+    chosen = {n: m.cpu() for n, m in models.items()
+              if n.endswith(f"/0-{jac['train_range']}") and n.split("/")[1] in variants}
+    if not chosen:
+        raise ValueError(f"jacobian.train_range {jac['train_range']} / variants {variants} match no model of the grid "
+                         f"(ranges {g['ranges']}); fix params.yaml")
     rows, arrays = [], {"clean": x.numpy()}
     sigmas = sorted(set(jac["svd_sigmas"]) | set(jac["sigmas"]))
     for name, model in chosen.items():
@@ -299,7 +361,20 @@ def stage_fig2(prm: dict) -> None:
         name = f"dncnn/{variant}/0-{f2['train_range']}"
         if name in models:
             arrays[variant] = models[name](y.to(runtime.device(prm)), f2["sigma"] / 255.0)[0].cpu().clamp(0, 1)
-    save_torch(runtime.results_dir(prm, PAPER) / "fig2.pt", {"image": im.name, "sigma": f2["sigma"], **arrays})
+    # Figs. 9, 10: y - f(y) = (I - A_y) y - b_y; show A_y y and b_y for the CNN and the BF-CNN, at the training
+    # maximum and at the test level
+    components = {}
+    for variant in prm["variants"]:
+        name = f"dncnn/{variant}/0-{f2['train_range']}"
+        if name not in models:
+            continue
+        for sigma, noisy in ((f2["train_range"], y_train), (f2["sigma"], y)):
+            with torch.enable_grad():
+                fy, jy = first_order(models[name], noisy.to(runtime.device(prm)), sigma / 255.0)
+            components[f"{variant}_s{sigma}_linear"] = jy[0].detach().cpu()
+            components[f"{variant}_s{sigma}_bias"] = (fy - jy)[0].detach().cpu()
+    save_torch(runtime.results_dir(prm, PAPER) / "fig2.pt",
+               {"image": im.name, "sigma": f2["sigma"], **arrays, "components": components})
 
 
 def stage_report(prm: dict) -> None:
