@@ -35,7 +35,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.paper == "list":
         for paper in PAPERS:
-            print(f"{paper}: {', '.join(stages(paper))}")
+            try:
+                print(f"{paper}: {', '.join(stages(paper))}")
+            except ModuleNotFoundError as exc:
+                print(f"{paper}: not implemented yet ({exc.name})")
         return 0
     table = stages(args.paper)
     if args.stage not in table:
