@@ -191,10 +191,25 @@ def build_report(root: Path) -> tuple[str, str]:
     for paper_id, c in counts_by_paper.items():
         overview.append(f"| {paper_id} | {sum(c.values())} | {c['reproduced']} | {c['differs']} | {c['produced']} | "
                         f"{c[NOT_RUN_AT_SCALE]} | {c[NOT_AVAILABLE]} | {c[NOT_IMPLEMENTED]} |")
-    report = "\n".join(lines + overview + [""] + paper_sections)
+    report = "\n".join(lines + overview + [""] + assets_section(root, profiles) + paper_sections)
     readme_section = "\n".join(overview[2:] + ["", "Full report with every table, figure and claim: "
                                                     "[tables/REPORT.md](tables/REPORT.md)."])
     return report + "\n", readme_section
+
+
+def assets_section(root: Path, profiles: list[str]) -> list[str]:
+    """Which external files this checkout can reach, and which have no published hash (flagged, as the issue asks)."""
+    from replicate.assets.registry import load_registry
+
+    registry = load_registry()
+    recorded = sorted({a.set for a in registry.values() if a.hash_source != "published"})
+    out = ["## Assets", "",
+           "Availability of every registered external file on this machine: "
+           + ", ".join(f"[{p}]({p}/foundation/assets.md)"  # REPORT.md lives in tables/
+                       for p in profiles if (root / "tables" / p / "foundation" / "assets.md").exists())
+           + ". Sets whose publisher gives **no sha256** (hash recorded on first download, then enforced; or only the "
+             "8-hex prefix torchvision / pytorch-fid put in the file name): " + ", ".join(recorded) + ".", ""]
+    return out
 
 
 def splice_readme(readme: Path, section: str) -> None:
