@@ -18,6 +18,9 @@ PAPERS = {
     "mohan2020": "replicate.experiments.mohan2020",
     "kadkhodaie2021": "replicate.experiments.kadkhodaie2021",
     "kawar2021": "replicate.experiments.kawar2021",
+    "chung2023": "replicate.experiments.chung2023",
+    "xie2023": "replicate.experiments.xie2023",
+    "elad_lecture": "replicate.experiments.elad_lecture",
     "report": "replicate.report.build",
 }
 

@@ -190,6 +190,10 @@ def load_set(spec: dict) -> list[Image]:
         images = skimage_set(SKIMAGE_GRAY_TEST, gray=True, crop=crop)
     elif source == "skimage_color_test":
         images = skimage_set(SKIMAGE_COLOR_TEST, gray=False, crop=crop)
+    elif source == "skimage_gray_train":
+        images = skimage_set(SKIMAGE_GRAY_TRAIN, gray=True, crop=crop)
+    elif source == "skimage_color_train":
+        images = skimage_set(SKIMAGE_COLOR_TRAIN, gray=False, crop=crop)
     elif source in MIRROR_SETS:
         images = mirror_set(source, gray=spec.get("gray"), crop=crop, multiple=spec.get("multiple"))
     else:

@@ -62,6 +62,16 @@ def save_figure(target: str | os.PathLike, fig, dpi: int = 120) -> Path:
     return target
 
 
+def save_npz(target: str | os.PathLike, **arrays) -> Path:
+    """numpy arrays to a compressed .npz, atomically."""
+    import numpy as np
+
+    with atomic_path(target, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    return Path(target)
+
+
 def save_torch(target: str | os.PathLike, obj) -> Path:
     import torch
 

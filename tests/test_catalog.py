@@ -107,7 +107,8 @@ def test_every_table_named_in_the_papers_is_an_item():
         "elad_lecture": set(),
     }
     for pid, tables in expected.items():
-        got = {it["id"] for it in catalog.items(pid) if it["kind"] == "table"}
+        # "Demo: ..." items are the lecture demonstrations issue 7 asks for, not tables printed in a paper
+        got = {it["id"] for it in catalog.items(pid) if it["kind"] == "table" and not it["id"].startswith("Demo:")}
         assert got == tables, pid
 
 

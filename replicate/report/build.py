@@ -208,7 +208,11 @@ def assets_section(root: Path, profiles: list[str]) -> list[str]:
            + ", ".join(f"[{p}]({p}/foundation/assets.md)"  # REPORT.md lives in tables/
                        for p in profiles if (root / "tables" / p / "foundation" / "assets.md").exists())
            + ". Sets whose publisher gives **no sha256** (hash recorded on first download, then enforced; or only the "
-             "8-hex prefix torchvision / pytorch-fid put in the file name): " + ", ".join(recorded) + ".", ""]
+             "8-hex prefix torchvision / pytorch-fid put in the file name): " + ", ".join(recorded) + ".", "",
+           "## Cost model", "",
+           "Measured seconds per image per method, and the projected GPU-hours of the full `paper` profile: "
+           + ", ".join(f"[{p}]({p}/costs.md)" for p in profiles if (root / "tables" / p / "costs.md").exists())
+           + ".", ""]
     return out
 
 
@@ -223,7 +227,10 @@ def splice_readme(readme: Path, section: str) -> None:
 
 
 def stage_build(prm: dict) -> None:
+    from replicate.report.costs import build_costs
+
     root = runtime.project_root()
+    build_costs(prm)  # tables/<profile>/costs.md: measured seconds per image and projected GPU-hours
     report, readme_section = build_report(root)
     write_text(root / "tables" / "REPORT.md", report)
     splice_readme(root / "README.md", readme_section)

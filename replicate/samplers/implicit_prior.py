@@ -71,6 +71,7 @@ def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *
     sigma_prev = torch.full((n,), float(sigma0), dtype=y.dtype, device=y.device)
     active = torch.ones(n, dtype=torch.bool, device=y.device)
     steps = torch.zeros(n, dtype=torch.long)
+    all_idx = torch.arange(n, device=y.device)
     names = ("sigma", "h", "gamma", "removed", "injected")
     trace = {k: [] for k in names}
     calls, t = 0, 0
@@ -81,27 +82,32 @@ def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *
                 f"sigma_t still above sigma_L={sigmaL} for {int(active.sum())}/{n} images after max_iter={max_iter} "
                 f"steps (current sigma: {sigma_prev[active].max().item():.4g}); the injected noise outweighs the "
                 f"step: raise beta (now {beta}) or h0 (now {h0}), raise max_iter, or check the denoiser")
-        idx = active.nonzero().flatten()
+        everyone = bool(active.all())  # the common case: no gather/scatter copies of the batch
+        idx = all_idx if everyone else active.nonzero().flatten()
         h = step_size(t, h0)
-        ya = y[idx]
+        ya = y if everyone else y[idx]
         with torch.no_grad():
-            f = denoiser.residual(ya, sigma_prev[idx])
+            f = denoiser.residual(ya, sigma_prev if everyone else sigma_prev[idx])
         calls += 1
         d = direction(ya, f, idx)
         sigma = d.flatten(1).norm(dim=1) / math.sqrt(dim)  # sigma_t^2 = ||d_t||^2 / N
         # gamma_t^2 = ((1 - beta h_t)^2 - (1 - h_t)^2) sigma_t^2: chosen so the effective noise shrinks
         # as sigma_t = (1 - beta h_t) sigma_{t-1}; clamp guards round-off at beta = 1
         gamma = math.sqrt(max((1 - beta * h) ** 2 - (1 - h) ** 2, 0.0)) * sigma
-        z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)[idx]
-        step, noise = h * d, gamma.view(-1, 1, 1, 1) * z
-        y[idx] = ya + step + noise  # y_t = y_{t-1} + h_t d_t + gamma_t z_t
+        z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+        step, noise = h * d, gamma.view(-1, 1, 1, 1) * (z if everyone else z[idx])
+        if everyone:
+            y += step + noise  # y_t = y_{t-1} + h_t d_t + gamma_t z_t (y is our own copy of y0)
+        else:
+            y[idx] = ya + step + noise
 
+        idx_cpu = idx.cpu()
         for k, v in zip(names, (sigma, torch.full_like(sigma, h), gamma,
                                 step.flatten(1).norm(dim=1), noise.flatten(1).norm(dim=1))):
             row = torch.full((n,), float("nan"), dtype=y.dtype)
-            row[idx.cpu()] = v.detach().cpu()
+            row[idx_cpu] = v.detach().cpu()
             trace[k].append(row)
-        steps[idx.cpu()] += 1
+        steps[idx_cpu] += 1
         sigma_prev[idx] = sigma
         active[idx[sigma <= sigmaL]] = False
         if callback is not None:

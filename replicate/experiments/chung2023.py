@@ -1,0 +1,524 @@
+"""Chung, Kim, McCann, Klasky, Ye 2023: Diffusion Posterior Sampling (DPS) for general noisy inverse problems.
+
+Stages (chung2023_* in dvc.yaml), per-image results under results/<profile>/chung2023/:
+  linear          Tables 1/2/6/7 + Poisson (Fig. 5): every method on every noisy linear task, per image and sample:
+                  PSNR, SSIM, LPIPS (where its backbone is here), measurement fit, seconds, NFE
+  phase_retrieval Table 3: DPS (best of ``best_of`` samples) vs ER / HIO / OSS (best of 4 restarts)
+  ablations       Table 5 (step-size schedules), Fig. 8 (step-size sweep), Fig. 11 (LPIPS/PSNR vs NFE, DPS vs DDRM),
+                  App. C.4 Poisson likelihood variants
+  benchmark       wall-clock table: seconds per image per method, DPS overhead (forward + backward vs forward only)
+  report          tables, figures, claims (replicate/report/chung2023.py)
+
+Priors: ``prior: universal`` wraps the project's universal bias-free denoiser as a VP x0-predictor
+(vp.DenoiserX0; mini/smoke: self-trained small BF-DnCNN; paper CPU part: the authors' BF-CNN);
+``prior: adm_ffhq`` / ``adm_imagenet``: the DPS / guided-diffusion checkpoints (paper profile on a GPU). Data and
+checkpoints that the asset registry cannot provide make a stage write ``unavailable.json`` with the reason instead
+of rows; the report then says "not available here".
+
+Scale conventions: images on [0, 1] in this module; the diffusion runs on [-1, 1] as the DPS code; the Gaussian
+measurement noise sigma_y = 0.05 refers to the [-1, 1] scale (0.025 on [0, 1]); Poisson noise: 255 * rate photons per
+unit intensity (replicate/noise/measurement.py).
+"""
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import pandas as pd
+import torch
+
+from replicate import data as D
+from replicate import runtime, seeding
+from replicate.io import save_torch, write_csv, write_json
+
+PAPER = "chung2023"
+
+LINEAR_METHODS = ("dps", "ddrm", "mcg", "score_sde", "pnp_admm", "admm_tv")
+PR_METHODS = ("dps", "er", "hio", "oss")
+METHOD_NAMES = {"dps": "DPS (ours)", "ddrm": "DDRM", "mcg": "MCG", "score_sde": "Score-SDE", "pnp_admm": "PnP-ADMM",
+                "admm_tv": "ADMM-TV", "er": "ER", "hio": "HIO", "oss": "OSS"}
+
+
+class Unavailable(RuntimeError):
+    """A dataset / checkpoint this stage needs cannot be had here (message says which and why)."""
+
+
+# ------------------------------------------------------------------------------------------------ wiring
+def effective(prm: dict) -> dict:
+    """The params that run here: on a CPU the paper profile runs its stated ``cpu_subset`` (CBSD68 / Kodak crops with
+    the universal bias-free denoiser at reduced NFE), as mohan2020 does; everything else runs as written."""
+    if prm["profile"] == "paper" and runtime.device(prm).type != "cuda" and prm.get("cpu_subset"):
+        out = {**prm, **prm["cpu_subset"], "subset": "cpu_subset"}
+        out.pop("cpu_subset")
+        # the GPU sets are reported as not run here, with the registry's reason when their files are missing too
+        out["gpu_only_sets"] = {k: v for k, v in prm["test_sets"].items() if k not in out["test_sets"]}
+        return out
+    return {**prm, "subset": "full"}
+
+
+def load_image_set(prm: dict, name: str) -> list[D.Image]:
+    """One evaluation set; raises Unavailable (with the registry's reason) if its files are not here."""
+    from replicate.assets.registry import availability
+
+    spec = prm["test_sets"][name]
+    if spec["source"] in ("ffhq256", "imagenet256"):
+        ok, why = availability(spec["asset_set"])
+        if not ok:
+            raise Unavailable(f"{name}: {why}")
+        return _paper_images(spec)
+    images = D.load_set(spec)
+    return images[: spec["limit"]] if spec.get("limit") else images
+
+
+def image_sets(prm: dict) -> tuple[dict[str, list[D.Image]], dict[str, str]]:
+    """(sets that are here, {set: why not} for the others, data or checkpoint missing)."""
+    sets, missing = {}, {}
+    for name in prm["test_sets"]:
+        try:
+            images = load_image_set(prm, name)
+            x0_model_cached(prm, prior_of(prm, name))
+            sets[name] = images
+        except Unavailable as e:
+            missing[name] = str(e)
+    missing.update(gpu_only_reasons(prm))
+    return sets, missing
+
+
+def gpu_only_reasons(prm: dict) -> dict[str, str]:
+    """{set: why it does not run here} for the paper profile's GPU sets when running its CPU subset."""
+    from replicate.assets.registry import availability
+
+    out = {}
+    for name, spec in prm.get("gpu_only_sets", {}).items():
+        ok, why = availability(spec["asset_set"]) if "asset_set" in spec else (True, "")
+        out[name] = "GPU part of the paper profile, not run on this CPU" + ("" if ok else f"; and not available "
+                                                                                        f"here: {why}")
+    return out
+
+
+def _image(prm: dict, set_name: str, idx: int) -> D.Image:
+    from replicate.scaleout import per_process
+
+    return per_process((PAPER, "set", set_name, prm), lambda: load_image_set(prm, set_name))[idx]
+
+
+def _paper_images(spec: dict) -> list[D.Image]:
+    """FFHQ 00000-00999 at 256 px (from the 1024 px zip) or the first ImageNet val images with side >= 256
+    (shorter side resized to 256, centre crop, as guided-diffusion's preprocessing)."""
+    import io
+    import tarfile
+    import zipfile
+
+    from PIL import Image as PILImage
+
+    from replicate.assets.registry import fetch_set
+
+    path = fetch_set(spec["asset_set"])[0]
+    n = int(spec.get("limit", 1000))
+    images = []
+    if spec["source"] == "ffhq256":
+        with zipfile.ZipFile(path) as zf:
+            names = sorted(m for m in zf.namelist() if m.endswith(".png"))[:n]
+            for m in names:
+                im = PILImage.open(io.BytesIO(zf.read(m))).convert("RGB").resize((256, 256), PILImage.LANCZOS)
+                images.append(D.Image(m.rsplit("/", 1)[-1][:-4], D.to_float(__import__("numpy").asarray(im))))
+        return images
+    with tarfile.open(path) as tf:
+        for m in sorted(tf.getmembers(), key=lambda m: m.name):
+            im = PILImage.open(tf.extractfile(m)).convert("RGB")
+            if min(im.size) < 256:
+                continue
+            s = 256 / min(im.size)
+            im = im.resize((round(im.size[0] * s), round(im.size[1] * s)), PILImage.BICUBIC)
+            x = D.center_crop(D.to_float(__import__("numpy").asarray(im)), 256)
+            images.append(D.Image(m.name.rsplit(".", 1)[0], x))
+            if len(images) == n:
+                break
+    return images
+
+
+def prior_of(prm: dict, set_name: str) -> str:
+    return prm["test_sets"][set_name].get("prior", prm["prior"])
+
+
+def x0_model(prm: dict, kind: str):
+    """The shared score function of every diffusion method, as an x0-predictor on the 1000-step VP schedule."""
+    from replicate.denoisers.vp import DenoiserX0, EpsModelX0
+
+    if kind == "universal":
+        from replicate.experiments.priors import universal_denoiser
+
+        return DenoiserX0(universal_denoiser(prm, "color").to(runtime.device(prm)), clip_denoised=True)
+    from replicate.assets.registry import AssetError, fetch
+    from replicate.denoisers.adm import load_adm_checkpoint
+
+    asset, config = {"adm_ffhq": ("weights/dps_ffhq/ffhq_10m.pt", "ffhq256_dps"),
+                     "adm_imagenet": ("weights/guided_diffusion_imagenet256/256x256_diffusion_uncond.pt",
+                                      "imagenet256_uncond")}[kind]
+    try:
+        path = fetch(asset)
+    except AssetError as e:
+        raise Unavailable(f"checkpoint {asset}: {e}") from e
+    # clip_denoised: DPS clamps x0_hat to [-1, 1] (its configs), as we do for the denoiser prior
+    return EpsModelX0(load_adm_checkpoint(path, config).to(runtime.device(prm)), clip_denoised=True)
+
+
+def denoiser(prm: dict):
+    """The plain project denoiser for PnP-ADMM (the paper: a DnCNN; here the universal bias-free DnCNN)."""
+    from replicate.experiments.priors import universal_denoiser
+
+    return universal_denoiser(prm, "color").to(runtime.device(prm))
+
+
+def make_task(prm: dict, task: str, shape, index: int):
+    """The operator of a task for image ``index`` (masks depend only on (seed, index); one motion kernel per run,
+    as the DPS code builds its operator once)."""
+    from replicate.operators.base import make_operator
+
+    spec = dict(prm["tasks"][task])
+    name = spec.pop("operator")
+    if name in ("box_inpainting", "random_inpainting"):
+        spec.update(seed=seeding.derive_seed(prm["seed"], PAPER, name), first_index=index, n_images=1)
+    if name == "motion_blur":
+        spec.update(seed=seeding.derive_seed(prm["seed"], PAPER, "motion_kernel"))
+    return make_operator(name, shape=shape, **spec)
+
+
+def make_noise(prm: dict, kind: str, likelihood: str | None = None):
+    from replicate.noise import make_noise as mk
+
+    if kind == "gaussian":
+        return mk("gaussian", sigma=prm["noise"]["sigma"], scale=prm["noise"]["scale"])
+    return mk("poisson", rate=prm["poisson"]["rate"], likelihood=likelihood or prm["poisson"]["likelihood"])
+
+
+def measure(prm: dict, op, noise, x: torch.Tensor, set_name: str, index: int, task: str, kind: str) -> torch.Tensor:
+    gen = seeding.generator(prm["seed"], PAPER, "measurement", set_name, index, task, kind)
+    return noise.sample(op(x.double()), gen).to(x.dtype)
+
+
+def run_method(prm: dict, method: str, op, noise, y: torch.Tensor, task: str, gen: torch.Generator, set_name: str, *,
+               steps: int | None = None, dps_kw: dict | None = None) -> tuple[torch.Tensor, int]:
+    """(reconstructions on [0, 1], NFE per image) of one method; y carries one row per sample."""
+    from replicate.samplers import diffusion as Dm
+
+    dev = runtime.device(prm)
+    y = y.to(dev)
+    if method in ("dps", "ddrm", "mcg", "score_sde"):
+        n_steps = steps or prm["steps"][method]
+        model = Dm.respaced(x0_model_cached(prm, prior_of(prm, set_name)), n_steps)
+        comp = compensation(prm, n_steps)
+        if method == "dps":
+            kw = {"scale": prm["dps_scale"][task] if noise.registered_name == "gaussian"
+                  else prm["dps_scale_poisson"][task]}
+            kw.update(dps_kw or {})
+            kw["scale"] *= comp
+            if "decay" in kw:  # the same decay curve over the trajectory: decay per step ** (1000 / NFE)
+                kw["decay"] = kw["decay"] ** comp
+            r = Dm.dps(model, op, noise, y, generator=gen, **kw)
+        elif method == "ddrm":
+            r = Dm.ddrm(model, op, noise, y, generator=gen, eta=prm["ddrm"]["eta"], eta_b=prm["ddrm"]["eta_b"],
+                        s_min=prm["ddrm"]["s_min"].get(task, 0.0))
+        else:
+            p = prm["projection"]
+            r = Dm.projection_sampler(model, op, noise, y, generator=gen, rcond=p["rcond"], mode=p["mode"],
+                                      cg_iters=p["cg_iters"],
+                                      mcg_scale=prm["dps_scale"][task] * comp if method == "mcg" else 0.0)
+        return r.x, r.nfe
+    sigma01 = getattr(noise, "sigma01", None)
+    if method == "pnp_admm":
+        from replicate.solvers.pnp_admm import pnp_admm
+
+        p = prm["pnp_admm"]
+        x = pnp_admm(denoiser_cached(prm), op, y, sigma_y=sigma01, denoiser_sigma=p["denoiser_sigma"],
+                     iters=p["iters"], cg_iters=p["cg_iters"])
+        return x.clamp(0, 1), p["iters"]
+    if method == "admm_tv":
+        from replicate.solvers.admm_tv import admm_tv
+
+        p = prm["admm_tv"]
+        return admm_tv(op, y, tau=p["tau"], rho=p["rho"], iters=p["iters"], cg_iters=p["cg_iters"]).clamp(0, 1), 0
+    raise KeyError(f"unknown method {method!r}")
+
+
+def compensation(prm: dict, steps: int) -> float:
+    """Step-size factor for runs with fewer than 1000 steps. The DPS pull on the measurement adds up over the steps
+    (we measured that steps x scale is what matters: 200 steps at 0.3 ~ 50 steps at 1.0), so with
+    ``dps_nfe_compensation`` the paper's per-step size is multiplied by 1000 / NFE to keep its total. 1 at 1000 NFE
+    (the paper); a stated setting of the reduced-NFE profiles, not a value from the paper."""
+    return 1000.0 / steps if prm.get("dps_nfe_compensation") else 1.0
+
+
+def x0_model_cached(prm, kind: str):
+    from replicate.scaleout import per_process
+
+    return per_process((PAPER, "x0_model", kind, prm), lambda: x0_model(prm, kind))
+
+
+def denoiser_cached(prm):
+    from replicate.scaleout import per_process
+
+    return per_process((PAPER, "denoiser", prm), lambda: denoiser(prm))
+
+
+def applicable(method: str, op, noise) -> str:
+    """'' if the method can run on (operator, noise), else why not (the paper's '-' cells)."""
+    if method == "ddrm" and not op.svd_available:
+        return "no SVD of the operator (paper: '-')"
+    if method == "ddrm" and noise.registered_name != "gaussian":
+        return "DDRM models Gaussian noise only"
+    if method in ("pnp_admm", "admm_tv") and noise.registered_name != "gaussian":
+        return "Gaussian data term only"
+    return ""
+
+
+class Metrics:
+    """PSNR / SSIM always; LPIPS-VGG (the DPS code's choice) only when its backbone is in the mirror."""
+
+    def __init__(self, prm):
+        from replicate.metrics import lpips_available
+
+        self.lpips = None
+        ok, _ = lpips_available(prm["lpips_net"])
+        if ok:
+            from replicate.metrics import LPIPS
+
+            self.lpips = LPIPS(prm["lpips_net"])
+
+    def __call__(self, xs: torch.Tensor, ref: torch.Tensor) -> dict:
+        from replicate.metrics import psnr, ssim
+
+        xs, ref = xs.float().cpu().clamp(0, 1), ref.float().expand_as(xs).cpu()
+        out = {"psnr": psnr(xs, ref).tolist(), "ssim": ssim(xs, ref).tolist()}
+        out["lpips"] = self.lpips(xs, ref).reshape(-1).tolist() if self.lpips is not None else [float("nan")] * len(xs)
+        return out
+
+
+def _fit(op, noise, xs, x, y) -> dict:
+    """Measurement fit in noise-std units: ||A xhat - y|| and ||A xhat - A x|| / (sigma01 sqrt(m)) (Gaussian)."""
+    with torch.no_grad():
+        Ah = op(xs.double().to(y.device))
+        Ax = op(x.double().to(y.device))
+        sig = getattr(noise, "sigma01", None) or (Ax.clamp(min=1e-3) / noise.counts_per_unit).mean().sqrt().item()
+        m = Ah[0].numel()
+        return {"fit_y": ((Ah - y.double()).flatten(1).norm(dim=1) / (sig * m**0.5)).tolist(),
+                "fit_clean": ((Ah - Ax).flatten(1).norm(dim=1) / (sig * m**0.5)).tolist()}
+
+
+def _save_examples(prm, stage, set_name, idx, arrays):
+    if idx < prm["examples"]:
+        save_torch(runtime.results_dir(prm, PAPER) / f"examples_{stage}" / f"{set_name}_{idx}.pt", arrays)
+
+
+# ------------------------------------------------------------------------------------------ per-image rows
+def linear_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """One image: every (noise, task, method) of the Gaussian tables and the Poisson runs, ``samples`` samples."""
+    from replicate.scaleout import per_process
+
+    im = _image(prm, set_name, idx)
+    metrics = per_process((PAPER, "metrics", prm), lambda: Metrics(prm))
+    x = im.pixels[None]
+    rows, arrays = [], {"image": im.name, "clean": x[0]}
+    runs = [("gaussian", t, m) for t in prm["tasks"] for m in prm["methods"]]
+    runs += [("poisson", t, "dps") for t in prm["poisson"]["tasks"]]
+    for kind, task, method in runs:
+        op = make_task(prm, task, im.shape, idx)
+        noise = make_noise(prm, kind)
+        y = measure(prm, op, noise, x, set_name, idx, task, kind)
+        why = applicable(method, op, noise)
+        if why:
+            rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise": kind, "task": task,
+                         "method": method, "sample": 0, "status": why})
+            continue
+        n = prm["samples"] if method == "dps" else 1  # several samples per measurement: DPS (Figs. 13-20)
+        gen = seeding.generator(prm["seed"], PAPER, set_name, idx, task, kind, method)
+        t0 = time.perf_counter()
+        xs, nfe = run_method(prm, method, op, noise, y.expand(n, *y.shape[1:]).contiguous(), task, gen, set_name)
+        sec = (time.perf_counter() - t0) / n
+        xs = xs.float().cpu()
+        met, fit = metrics(xs, x), _fit(op, noise, xs, x, y)
+        for s in range(n):
+            rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise": kind, "task": task,
+                         "method": method, "sample": s, "status": "ok", "psnr": met["psnr"][s],
+                         "ssim": met["ssim"][s], "lpips": met["lpips"][s], "fit_y": fit["fit_y"][s],
+                         "fit_clean": fit["fit_clean"][s], "nfe": nfe, "seconds_per_image": sec,
+                         "pixels": x[0].numel(), "seed": prm["seed"]})
+        arrays[f"{kind}/{task}/{method}"] = xs[: prm["grid_samples"]]
+        arrays[f"{kind}/{task}/measurement"] = y[0].float()
+    _save_examples(prm, "linear", set_name, idx, arrays)
+    return rows
+
+
+def phase_retrieval_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """Table 3: DPS keeps the best of ``best_of`` samples by measurement residual (the paper's best of 4); ER / HIO /
+    OSS keep the best of ``restarts`` random starts (App. D.2)."""
+    from replicate.operators.nonlinear import PhaseRetrieval
+    from replicate.samplers import diffusion as Dm
+    from replicate.scaleout import per_process
+    from replicate.solvers.phase_retrieval import fienup
+
+    im = _image(prm, set_name, idx)
+    metrics = per_process((PAPER, "metrics", prm), lambda: Metrics(prm))
+    x = im.pixels[None]
+    pr = prm["phase_retrieval"]
+    op = PhaseRetrieval(oversample=pr["oversample"])
+    op.shape = im.shape
+    noise = make_noise(prm, "gaussian")
+    y = measure(prm, op, noise, x, set_name, idx, "phase_retrieval", "gaussian").double()
+    rows, arrays = [], {"image": im.name, "clean": x[0]}
+    for method in pr["methods"]:
+        gen = seeding.generator(prm["seed"], PAPER, set_name, idx, "phase_retrieval", method)
+        t0 = time.perf_counter()
+        if method == "dps":
+            k = pr["best_of"]
+            model = Dm.respaced(x0_model_cached(prm, prior_of(prm, set_name)), prm["steps"]["dps"])
+            r = Dm.dps(model, op, noise, y.float().expand(k, *y.shape[1:]).contiguous().to(runtime.device(prm)),
+                       scale=prm["dps_scale"]["phase_retrieval"] * compensation(prm, prm["steps"]["dps"]),
+                       generator=gen)
+            res = (op(r.x.double().cpu()) - y).flatten(1).norm(dim=1)
+            best = r.x[int(res.argmin())][None].float().cpu()
+            nfe, tries = r.nfe, k
+        else:
+            out = fienup(op, y, im.shape, method=method, iters=pr["iters"], beta=pr["beta"], generator=gen,
+                         restarts=pr["restarts"])
+            best, nfe, tries = out["x"].float(), 0, pr["restarts"]
+        sec = time.perf_counter() - t0
+        met = metrics(best, x)
+        # the measurement cannot tell x from its flipped copy (and translations): also report the better of the two
+        met_flip = metrics(torch.flip(best, (-2, -1)), x)
+        rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise": "gaussian",
+                     "task": "phase_retrieval", "method": method, "sample": 0, "status": "ok",
+                     "psnr": met["psnr"][0], "ssim": met["ssim"][0], "lpips": met["lpips"][0],
+                     "psnr_flip_aligned": max(met["psnr"][0], met_flip["psnr"][0]),
+                     "residual": float((op(best.double()) - y).norm()), "tries": tries, "nfe": nfe,
+                     "seconds_per_image": sec, "pixels": x[0].numel(), "seed": prm["seed"]})
+        arrays[method] = best
+    _save_examples(prm, "phase_retrieval", set_name, idx, arrays)
+    return rows
+
+
+def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """Table 5 (schedules on Gaussian deblurring), Fig. 8 (step sizes), Fig. 11 (NFE: DPS vs DDRM), App. C.4
+    (Poisson likelihood variants on SR)."""
+    from replicate.scaleout import per_process
+
+    im = _image(prm, set_name, idx)
+    metrics = per_process((PAPER, "metrics", prm), lambda: Metrics(prm))
+    x = im.pixels[None]
+    ab = prm["ablations"]
+    rows = []
+
+    def record(study, setting, value, task, kind, method, xs, nfe, sec, op, noise, y):
+        met, fit = metrics(xs.float().cpu(), x), _fit(op, noise, xs.float().cpu(), x, y)
+        rows.append({"set": set_name, "image_index": idx, "image": im.name, "study": study, "setting": setting,
+                     "value": value, "task": task, "noise": kind, "method": method, "psnr": met["psnr"][0],
+                     "ssim": met["ssim"][0], "lpips": met["lpips"][0], "fit_y": fit["fit_y"][0],
+                     "fit_clean": fit["fit_clean"][0], "nfe": nfe, "seconds_per_image": sec, "seed": prm["seed"]})
+
+    def go(study, setting, value, task, kind, method, steps=None, dps_kw=None, likelihood=None):
+        op = make_task(prm, task, im.shape, idx)
+        noise = make_noise(prm, kind, likelihood)
+        y = measure(prm, op, noise, x, set_name, idx, task, kind)
+        gen = seeding.generator(prm["seed"], PAPER, "ablation", set_name, idx, study, setting, value, method)
+        t0 = time.perf_counter()
+        xs, nfe = run_method(prm, method, op, noise, y, task, gen, set_name, steps=steps, dps_kw=dps_kw)
+        record(study, setting, value, task, kind, method, xs, nfe, time.perf_counter() - t0, op, noise, y)
+
+    task = ab["task"]
+    for sched in ab["schedules"]:  # Table 5
+        go("schedule", sched["schedule"], sched["scale"], task, "gaussian", "dps",
+           dps_kw={"scale": sched["scale"], "step_schedule": sched["schedule"], "decay": sched.get("decay", 0.99)})
+    for s in ab["step_sizes"]:  # Fig. 8
+        go("step_size", "constant", s, task, "gaussian", "dps", dps_kw={"scale": s})
+    for nfe in ab["nfe"]:  # Fig. 11
+        for method in ("dps", "ddrm"):
+            go("nfe", method, nfe, ab["nfe_task"], "gaussian", method, steps=nfe)
+    for lik in ab["poisson_likelihoods"]:  # App. C.4
+        go("poisson_likelihood", lik, 0, ab["poisson_task"], "poisson", "dps", likelihood=lik)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def _per_image_stage(prm: dict, fn, name: str) -> None:
+    """Every image of every available set through ``fn`` (scale-out parts, merged); sets whose data or checkpoint
+    is not here are listed with the reason in <name>.unavailable.json and get no rows."""
+    from replicate.scaleout import merge, run_items, settings
+
+    prm = effective(prm)
+    out = runtime.results_dir(prm, PAPER) / f"{name}.csv"
+    sets, missing = image_sets(prm)
+    write_json(out.with_name(f"{name}.unavailable.json"), {"stage": name, "subset": prm["subset"],
+                                                           "unavailable": missing})
+    if not sets:
+        write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
+        return
+    items = [(s, i) for s, ims in sets.items() for i in range(len(ims))]
+    parts = out.with_name(f"{name}.parts")
+    keys = run_items(partial(fn, prm), items, parts_dir=parts, fingerprint=prm, **settings())
+    merge(parts, out, order_by=keys, cleanup=True)
+
+
+def stage_linear(prm: dict) -> None:
+    _per_image_stage(prm, linear_rows, "linear")
+
+
+def stage_phase_retrieval(prm: dict) -> None:
+    _per_image_stage(prm, phase_retrieval_rows, "phase_retrieval")
+
+
+def stage_ablations(prm: dict) -> None:
+    _per_image_stage(prm, ablation_rows, "ablations")
+
+
+def stage_benchmark(prm: dict) -> None:
+    """DPS overhead: seconds per step of the x0-predictor forward only vs forward + backward (what DPS needs), and
+    seconds per image of a full DPS run at the profile's NFE; the per-method times come from the linear stage."""
+    prm = effective(prm)
+    out = runtime.results_dir(prm, PAPER) / "benchmark.csv"
+    sets, missing = image_sets(prm)
+    write_json(out.with_name("benchmark.unavailable.json"), {"stage": "benchmark", "unavailable": missing})
+    if not sets:
+        write_csv(out, pd.DataFrame(columns=["what", "seconds"]))
+        return
+    set_name = next(iter(sets))
+    model = x0_model_cached(prm, prior_of(prm, set_name))
+    dev = runtime.device(prm)
+    im = sets[set_name][0]
+    x = torch.randn(1, *im.shape, generator=seeding.generator(prm["seed"], PAPER, "benchmark")).to(dev)
+    reps = prm["benchmark"]["reps"]
+    t = 500
+    with torch.no_grad():
+        model.predict(x, t)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            model.predict(x, t)
+        fwd = (time.perf_counter() - t0) / reps
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        xi = x.clone().requires_grad_(True)
+        torch.autograd.grad(model.predict(xi, t)["x0"].square().sum(), xi)
+    fb = (time.perf_counter() - t0) / reps
+    nfe = prm["steps"]["dps"]
+    rows = [{"what": "forward per step", "seconds": fwd, "pixels": x[0].numel(), "device": str(dev)},
+            {"what": "forward+backward per step", "seconds": fb, "pixels": x[0].numel(), "device": str(dev)},
+            {"what": "DPS overhead factor", "seconds": fb / fwd, "pixels": x[0].numel(), "device": str(dev)},
+            {"what": f"DPS projected per image at {nfe} NFE", "seconds": fb * nfe, "pixels": x[0].numel(),
+             "device": str(dev)},
+            {"what": "DPS projected per image at 1000 NFE", "seconds": fb * 1000, "pixels": x[0].numel(),
+             "device": str(dev)}]
+    write_csv(out, pd.DataFrame(rows))
+
+
+def stage_report(prm: dict) -> None:
+    from replicate.report import chung2023 as report
+
+    report.build(prm)
+
+
+STAGES = {
+    "linear": stage_linear,
+    "phase_retrieval": stage_phase_retrieval,
+    "ablations": stage_ablations,
+    "benchmark": stage_benchmark,
+    "report": stage_report,
+}

@@ -1,0 +1,372 @@
+"""Elad's lecture "Image Denoising ... Not What You Think": one MMSE denoiser, many uses.
+
+Stages (each writes per-image results under results/<profile>/elad_lecture/):
+  classic     the "is denoising dead?" table: classic denoisers (BM3D, non-local means, TV, wavelet shrinkage) next
+              to the project's learned denoisers (DnCNN and bias-free DnCNN of Mohan et al., the universal BF-CNN of
+              Kadkhodaie & Simoncelli), PSNR/SSIM at sigma in {15, 25, 50} on Set12 and BSD68 (paper) or on the
+              skimage photographs (mini).
+  inverse     PnP-ADMM, RED (steepest descent, fixed point) with one denoiser on deblurring (uniform 5x5, Gaussian)
+              and super-resolution x2 / x4: PSNR/SSIM and per-iteration convergence; RED's two conditions (local
+              homogeneity, Jacobian symmetry) measured for each learned denoiser.
+  synthesis   images from the prior implicit in the same denoiser: Song & Ermon's annealed Langevin dynamics and
+              Kadkhodaie & Simoncelli's coarse-to-fine ascent.
+  snips       SNIPS posterior samples for noisy inpainting, SR x4, 5x5 uniform deblurring and 12.5% compressive
+              sensing at sigma_0 = 25/255 (the lecture's slides).
+  perception  denoising at a high sigma_0 by MMSE, MAP-like (PnP-ADMM, RED) and posterior samplers (Kawar et al.'s
+              stochastic denoiser, SNIPS): distortion (MSE) against a perception index, with the factor-2 bound.
+  report      tables and figures (replicate/report/elad_lecture.py).
+
+One denoiser serves every stage but `classic`: `universal_denoiser(prm, "gray")` (self-trained small BF-DnCNN in
+mini, the authors' universal BF-CNN in paper).
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from replicate import data as D
+from replicate import params as P
+from replicate import runtime, seeding
+from replicate.denoisers.base import Denoiser
+from replicate.io import save_npz, write_csv
+
+PAPER = "elad_lecture"
+
+
+# ------------------------------------------------------------------------------------------------ denoisers
+def learned_denoisers(prm: dict) -> dict[str, Denoiser]:
+    """The project's learned grey denoisers: Mohan et al.'s DnCNN / BF-DnCNN (training range in params) and the
+    universal BF-CNN (self-trained small one in mini/smoke, the authors' in paper)."""
+    from replicate.experiments import mohan2020
+    from replicate.experiments.priors import universal_denoiser
+
+    r = prm["classic"]["learned_range"]
+    if prm["profile"] == "paper":  # the authors' checkpoints, straight from the registry
+        from replicate.assets.registry import fetch
+        from replicate.denoisers.checkpoints import mohan_denoiser
+
+        models = {f"dncnn/{v}/0-{r}": mohan_denoiser("dncnn", v, f"0-{r}",
+                                                       fetch(f"weights/bias_free_denoising/dncnn/{v}/0-{r}.pt"))
+                  for v in ("bias", "bias_free")}
+    else:  # the small DnCNNs the mohan2020_models stage trained for this profile
+        models = mohan2020.load_models(P.load("mohan2020", profile=prm["profile"]))
+    out = {}
+    for variant, label in (("bias", "DnCNN"), ("bias_free", "BF-DnCNN")):
+        key = f"dncnn/{variant}/0-{r}"
+        if key not in models:
+            raise KeyError(f"{key} is not among mohan2020's models ({', '.join(models)}): set elad_lecture.classic."
+                           "learned_range to one of mohan2020's ranges in params.yaml")
+        out[f"{label} [0,{r}]"] = models[key].eval()
+    out["universal BF-CNN"] = universal_denoiser(prm, "gray")
+    return out
+
+
+def classic_denoisers(prm: dict) -> dict[str, Denoiser]:
+    from replicate.denoisers.bm3d import BM3DDenoiser
+    from replicate.denoisers.classical import NonLocalMeans, TotalVariation, WaveletShrinkage
+
+    c = prm["classic"]
+    return {"BM3D": BM3DDenoiser(), "NLM": NonLocalMeans(c["nlm_h_factor"]), "TV": TotalVariation(1.0),
+            "Wavelet": WaveletShrinkage(c["wavelet"])}
+
+
+def tv_weight_factors(prm: dict) -> dict[int, float]:
+    """TV's weight/sigma per test sigma, chosen on training images (never the test images)."""
+    from replicate.denoisers.classical import tune_weight_factor
+
+    c = prm["classic"]
+    train = torch.stack([im.pixels for im in D.load_set(c["tv_tuning_set"])])
+    out = {}
+    for s in c["sigmas"]:
+        gen = seeding.generator(prm["seed"], PAPER, "tv_tuning", s)
+        out[s] = tune_weight_factor(train, s / 255.0, c["tv_factors"], gen)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ stages
+@torch.no_grad()
+def classic_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """One test image at every sigma through every denoiser; one noise realisation per (image, sigma) shared by all
+    denoisers (paired comparison)."""
+    from replicate.metrics import psnr, ssim
+    from replicate.scaleout import per_process
+
+    c = prm["classic"]
+    dens = per_process((PAPER, "classic_denoisers", prm),
+                       lambda: {**classic_denoisers(prm), **learned_denoisers(prm)})
+    tv = per_process((PAPER, "tv", prm), lambda: tv_weight_factors(prm))
+    im = per_process((PAPER, "set", set_name, prm), lambda: D.load_set(c["test_sets"][set_name]))[idx]
+    x = im.pixels[None]
+    rows = []
+    for s in c["sigmas"]:
+        y = x + s / 255.0 * seeding.randn(x.shape, prm["seed"], PAPER, "classic", set_name, idx, s)
+        for name, den in dens.items():
+            if name == "TV":
+                den.weight_factor = tv[s]
+            start = time.perf_counter()
+            out = den(y, s / 255.0).clamp(0, 1)
+            seconds = time.perf_counter() - start
+            rows.append({"set": set_name, "image_index": idx, "image": im.name, "sigma": s, "denoiser": name,
+                         "kind": "learned" if name in ("universal BF-CNN",) or "DnCNN" in name else "classic",
+                         "psnr_in": float(psnr(y.clamp(0, 1), x)[0]), "psnr": float(psnr(out, x)[0]),
+                         "ssim": float(ssim(out, x)[0]), "seconds_per_image": seconds, "seed": prm["seed"],
+                         "setting": f"weight={tv[s]:g}*sigma" if name == "TV" else ""})
+    return rows
+
+
+def stage_classic(prm: dict) -> None:
+    from replicate.scaleout import merge, run_items, settings
+
+    c = prm["classic"]
+    items = [(name, i) for name, spec in c["test_sets"].items() for i in range(len(D.load_set(spec)))]
+    out = runtime.results_dir(prm, PAPER) / "classic.csv"
+    keys = run_items(functools.partial(classic_rows, prm), items, parts_dir=out.with_name("classic.parts"),
+                     fingerprint=prm, **settings())
+    merge(out.with_name("classic.parts"), out, order_by=keys, cleanup=True)
+
+
+# ------------------------------------------------------------------------------------------------ inverse problems
+def tasks(block: dict) -> dict:
+    """The task specs of a stage block, restricted to `task_subset` where one is given (the smoke profile)."""
+    subset = block.get("task_subset")
+    return {k: v for k, v in block["tasks"].items() if subset is None or k in subset}
+
+
+def make_task(name: str, spec: dict, shape):
+    """(operator, sigma_y) of one inverse problem; specs name a registered operator (replicate.operators)."""
+    import replicate.operators.compressive  # noqa: F401  (registers "compressive_sensing")
+    from replicate.operators.base import make_operator
+
+    kw = {k: v for k, v in spec.items() if k not in ("operator", "sigma_y")}
+    return make_operator(spec["operator"], shape=tuple(shape), **kw), spec["sigma_y"] / 255.0
+
+
+def the_denoiser(prm: dict) -> Denoiser:
+    from replicate.experiments.priors import universal_denoiser
+
+    return universal_denoiser(prm, "gray").to(runtime.device(prm))
+
+
+def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """One test image through every task and every solver; the measurement noise depends only on (image, task)."""
+    from replicate.metrics import psnr, ssim
+    from replicate.scaleout import per_process
+    from replicate.solvers import plug_and_play as pnp
+
+    c = prm["inverse"]
+    den = per_process((PAPER, "denoiser", prm["profile"]), lambda: the_denoiser(prm))
+    im = per_process((PAPER, "set", set_name, prm), lambda: D.load_set(c["test_sets"][set_name]))[idx]
+    x = im.pixels[None]
+    rows = []
+    for task, spec in tasks(c).items():
+        op, sigma_y = make_task(task, spec, x.shape[1:])
+        with torch.no_grad():
+            y = op(x)
+            y = y + sigma_y * seeding.randn(y.shape, prm["seed"], PAPER, "inverse", set_name, idx, task)
+        solvers = {
+            "PnP-ADMM": lambda: pnp.pnp_admm(den, op, y, sigma_y, rho=1 / (c["pnp"]["sigma_d"] / 255) ** 2,
+                                             iters=c["pnp"]["iters"], shape=x.shape, reference=x,
+                                             cg_iters=c["cg_iters"]),
+            "RED-SD": lambda: pnp.red_steepest_descent(den, op, y, sigma_y, lam=c["red"]["lam"],
+                                                       sigma_d=c["red"]["sigma_d"] / 255, iters=c["red"]["iters_sd"],
+                                                       shape=x.shape, reference=x),
+            "RED-FP": lambda: pnp.red_fixed_point(den, op, y, sigma_y, lam=c["red"]["lam"],
+                                                  sigma_d=c["red"]["sigma_d"] / 255, iters=c["red"]["iters_fp"],
+                                                  shape=x.shape, reference=x, cg_iters=c["cg_iters"]),
+        }
+        for method, run in solvers.items():
+            start = time.perf_counter()
+            try:
+                out, trace = run()
+                status = "ok"
+            except pnp.SolverDiverged as exc:
+                out, trace, status = torch.full_like(x, float("nan")), pnp.SolverTrace(), f"diverged: {exc}"
+            seconds = time.perf_counter() - start
+            out = out.clamp(0, 1)
+            rows.append({"set": set_name, "image_index": idx, "image": im.name, "task": task, "method": method,
+                         "psnr": float(psnr(out, x)[0]), "ssim": float(ssim(out, x)[0]),
+                         "psnr_trace": " ".join(f"{v:.3f}" for v in trace.psnr),
+                         "change_trace": " ".join(f"{v:.3e}" for v in trace.change),
+                         "seconds_per_image": seconds, "status": status, "seed": prm["seed"]})
+    return rows
+
+
+def stage_inverse(prm: dict) -> None:
+    _run_per_image(prm, "inverse", inverse_rows, prm["inverse"]["test_sets"])
+    # RED's conditions for each learned denoiser, at the RED sigma_d, on the clean test images
+    from replicate.solvers.plug_and_play import jacobian_asymmetry, local_homogeneity_error
+
+    c = prm["inverse"]
+    dens = {"universal BF-CNN": the_denoiser(prm), **{k: v for k, v in learned_denoisers(prm).items()
+                                                       if k != "universal BF-CNN"}}
+    rows = []
+    for set_name, spec in c["test_sets"].items():
+        for idx, im in enumerate(D.load_set(spec)):
+            for name, den in dens.items():
+                for s in c["condition_sigmas"]:
+                    x = im.pixels[None].to(runtime.device(prm))
+                    y = x + s / 255 * seeding.randn(x.shape, prm["seed"], PAPER, "conditions", set_name, idx, s)
+                    rows.append({"set": set_name, "image_index": idx, "image": im.name, "denoiser": name, "sigma": s,
+                                 "homogeneity_error": local_homogeneity_error(den, y, s / 255),
+                                 "jacobian_asymmetry": jacobian_asymmetry(den, y, s / 255, probes=c["probes"],
+                                                                          seed=prm["seed"] + idx)})
+    write_csv(runtime.results_dir(prm, PAPER) / "red_conditions.csv", pd.DataFrame(rows))
+
+
+def _run_per_image(prm: dict, stage: str, fn, test_sets: dict) -> None:
+    from replicate.scaleout import merge, run_items, settings
+
+    items = [(name, i) for name, spec in test_sets.items() for i in range(len(D.load_set(spec)))]
+    out = runtime.results_dir(prm, PAPER) / f"{stage}.csv"
+    keys = run_items(functools.partial(fn, prm), items, parts_dir=out.with_name(f"{stage}.parts"), fingerprint=prm,
+                     **settings())
+    merge(out.with_name(f"{stage}.parts"), out, order_by=keys, cleanup=True)
+
+
+# ------------------------------------------------------------------------------------------------ synthesis
+def stage_synthesis(prm: dict) -> None:
+    """Samples of the prior implicit in the denoiser by both samplers, same number of samples and size."""
+    from replicate.samplers.annealed_langevin import geometric_ladder, song_ermon_sample
+    from replicate.samplers.implicit_prior import sample_prior
+
+    c = prm["synthesis"]
+    den = the_denoiser(prm)
+    shape = (c["n"], 1, c["size"], c["size"])
+    rows, arrays = [], {}
+    se = c["song_ermon"]
+    start = time.perf_counter()
+    gen = seeding.generator(prm["seed"], PAPER, "synthesis", "song_ermon")
+    sigmas = geometric_ladder(se["sigma_max"], se["sigma_min"], se["levels"])
+    x = song_ermon_sample(den, shape, sigmas, eps=se["eps"], T=se["T"], generator=gen, final_denoise=True,
+                          progress=True)
+    rows.append({"sampler": "Song & Ermon (annealed Langevin)", "denoiser_calls": se["levels"] * se["T"] + 1,
+                 "seconds": time.perf_counter() - start})
+    arrays["song_ermon"] = x.clamp(0, 1).cpu().numpy()
+    ks = c["kadkhodaie"]
+    start = time.perf_counter()
+    gen = seeding.generator(prm["seed"], PAPER, "synthesis", "kadkhodaie")
+    res = sample_prior(den, shape[1:], c["n"], sigma0=ks["sigma0"], sigmaL=ks["sigmaL"], h0=ks["h0"],
+                       beta=ks["beta"], generator=gen)
+    rows.append({"sampler": "Kadkhodaie & Simoncelli (coarse-to-fine)", "denoiser_calls": res.denoiser_calls,
+                 "seconds": time.perf_counter() - start})
+    arrays["kadkhodaie"] = res.denoised.clamp(0, 1).cpu().numpy()
+    out = runtime.results_dir(prm, PAPER)
+    for r in rows:
+        r.update(n=c["n"], size=c["size"], seed=prm["seed"])
+    write_csv(out / "synthesis.csv", pd.DataFrame(rows))
+    save_npz(out / "synthesis.npz", **arrays)
+
+
+# ------------------------------------------------------------------------------------------------ SNIPS
+def snips_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """SNIPS samples of one image for every task: PSNR of each sample and of their average."""
+    from replicate.metrics import psnr, ssim
+    from replicate.samplers.annealed_langevin import geometric_ladder, snips
+    from replicate.scaleout import per_process
+
+    c = prm["snips"]
+    den = per_process((PAPER, "denoiser", prm["profile"]), lambda: the_denoiser(prm))
+    im = per_process((PAPER, "set", set_name, prm), lambda: D.load_set(c["test_sets"][set_name]))[idx]
+    x = im.pixels[None]
+    sigmas = geometric_ladder(c["sigma_max"], c["sigma_min"], c["levels"])
+    rows, arrays = [], {"clean": x.numpy()}
+    for task, spec in tasks(c).items():
+        op, sigma_0 = make_task(task, spec, x.shape[1:])
+        y = op(x) + sigma_0 * seeding.randn(op(x).shape, prm["seed"], PAPER, "snips", set_name, idx, task)
+        gen = seeding.generator(prm["seed"], PAPER, "snips", set_name, idx, task)
+        start = time.perf_counter()
+        samples = snips(den, op, y.expand(c["samples"], *y.shape[1:]), sigma_0, sigmas, eps=c["eps"], T=c["T"],
+                        shape=(c["samples"], *x.shape[1:]), generator=gen).clamp(0, 1)
+        seconds = (time.perf_counter() - start) / c["samples"]
+        mean = samples.mean(0, keepdim=True)
+        lsq = op.pseudo_inverse(y).clamp(0, 1)
+        arrays[f"{task}_measured"] = lsq.numpy()
+        arrays[f"{task}_samples"] = samples.numpy()
+        for k in range(c["samples"]):
+            rows.append({"set": set_name, "image_index": idx, "image": im.name, "task": task, "estimate": f"sample {k}",
+                         "psnr": float(psnr(samples[k:k + 1], x)[0]), "ssim": float(ssim(samples[k:k + 1], x)[0]),
+                         "seconds_per_image": seconds, "seed": prm["seed"]})
+        for name, est in (("sample mean", mean), ("pseudo-inverse", lsq)):
+            rows.append({"set": set_name, "image_index": idx, "image": im.name, "task": task, "estimate": name,
+                         "psnr": float(psnr(est, x)[0]), "ssim": float(ssim(est, x)[0]), "seconds_per_image": seconds,
+                         "seed": prm["seed"]})
+    save_npz(runtime.results_dir(prm, PAPER) / "snips_arrays" / f"{set_name}_{idx}.npz", **arrays)
+    return rows
+
+
+def stage_snips(prm: dict) -> None:
+    _run_per_image(prm, "snips", snips_rows, prm["snips"]["test_sets"])
+
+
+# ------------------------------------------------------------------------------------------------ perception
+def high_frequency(x: torch.Tensor) -> torch.Tensor:
+    """Discrete Laplacian (periodic) of each image: the detail a blurry MMSE estimate lacks."""
+    return 4 * x - sum(torch.roll(x, s, d) for s in (1, -1) for d in (-1, -2))
+
+
+def perception_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """Denoising at sigma_0 by every estimator; per output: MSE, PSNR, and the perception index (see report)."""
+    from replicate.metrics import psnr
+    from replicate.operators.base import make_operator
+    from replicate.samplers import langevin
+    from replicate.samplers.annealed_langevin import geometric_ladder, snips
+    from replicate.scaleout import per_process
+    from replicate.solvers import plug_and_play as pnp
+
+    c = prm["perception"]
+    den = per_process((PAPER, "denoiser", prm["profile"]), lambda: the_denoiser(prm))
+    im = per_process((PAPER, "set", set_name, prm), lambda: D.load_set(c["test_sets"][set_name]))[idx]
+    x = im.pixels[None]
+    s0 = c["sigma0"] / 255
+    y = x + s0 * seeding.randn(x.shape, prm["seed"], PAPER, "perception", set_name, idx)
+    ident = make_operator("denoising", shape=tuple(x.shape[1:]))
+    S = c["samples"]
+    outs = {}
+    with torch.no_grad():
+        outs["MMSE (one denoiser call)"] = den(y, s0)
+    outs["PnP-ADMM"] = pnp.pnp_admm(den, ident, y, s0, rho=1 / (c["pnp_sigma_d"] / 255) ** 2, iters=c["iters"],
+                                    shape=x.shape, cg_iters=5)[0]
+    outs["RED-FP"] = pnp.red_fixed_point(den, ident, y, s0, lam=c["red_lam"], sigma_d=c["red_sigma_d"] / 255,
+                                         iters=c["iters"], shape=x.shape, cg_iters=5)[0]
+    kw = c["stochastic"]
+    base = seeding.derive_seed(prm["seed"], PAPER, "perception", set_name, idx)
+    res = langevin.stochastic_denoise(den, y, s0, langevin.geometric_levels(s0, kw["sigma_L"], kw["rate"]),
+                                      epsilon=kw["epsilon"], T=kw["T"], n_samples=S,
+                                      seeds=[base + k for k in range(S)])
+    outs["stochastic denoiser (Kawar et al.)"] = res.samples
+    sn = c["snips"]
+    gen = seeding.generator(prm["seed"], PAPER, "perception_snips", set_name, idx)
+    outs["SNIPS"] = snips(den, ident, y.expand(S, -1, -1, -1), s0, geometric_ladder(sn["sigma_max"], sn["sigma_min"],
+                                                                                  sn["levels"]),
+                          eps=sn["eps"], T=sn["T"], shape=(S, *x.shape[1:]), generator=gen)
+    rows, arrays = [], {"clean": x.numpy(), "noisy": y.numpy()}
+    hf_clean = float(high_frequency(x).std())
+    for method, est in outs.items():
+        est = est.detach().clamp(0, 1)
+        arrays[method] = est[:2].numpy()
+        for k in range(est.shape[0]):
+            e = est[k:k + 1]
+            rows.append({"set": set_name, "image_index": idx, "image": im.name, "method": method, "sample": k,
+                         "kind": "posterior sample" if est.shape[0] > 1 else "point estimate",
+                         "mse": float(((e - x) ** 2).mean()), "psnr": float(psnr(e, x)[0]),
+                         "hf_ratio": float(high_frequency(e).std()) / hf_clean, "seed": prm["seed"]})
+    save_npz(runtime.results_dir(prm, PAPER) / "perception_arrays" / f"{set_name}_{idx}.npz", **arrays)
+    return rows
+
+
+def stage_perception(prm: dict) -> None:
+    _run_per_image(prm, "perception", perception_rows, prm["perception"]["test_sets"])
+
+
+def stage_report(prm: dict) -> None:
+    from replicate.report import elad_lecture
+
+    elad_lecture.build(prm)
+
+
+STAGES = {"classic": stage_classic, "inverse": stage_inverse, "synthesis": stage_synthesis, "snips": stage_snips,
+          "perception": stage_perception, "report": stage_report}

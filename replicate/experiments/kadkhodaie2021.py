@@ -1,0 +1,444 @@
+"""Kadkhodaie & Simoncelli 2021: solving linear inverse problems with the prior implicit in a denoiser.
+
+Stages (kadkhodaie2021_* in dvc.yaml), writing under results/<profile>/kadkhodaie2021/:
+  synthesis    Algorithm 1 from the natural-image prior: Fig. 1 iterates (beta = 1), Fig. 2 samples (beta 0.5, 0.1),
+               Figs. 11/12 traces (sigma_t, removed h_t sigma_t, injected gamma_t for beta 1, 0.3, 0.01), and Fig. 13
+               samples from the MNIST prior -> synthesis.npz, convergence.csv, synthesis.csv
+  inverse      Algorithm 2 on every test image for every problem of params `problems` (Figs. 3-7): one row per
+               (image, problem, method, sample) -> inverse.csv, inverse_arrays/<set>_<index>.npz (images for figures)
+  compressive  random orthogonal projections at several measurement ratios, denoiser prior vs the sparse-DCT prior
+               (FISTA, threshold by cross-validation; also its oracle threshold) (Fig. 8) -> compressive.csv,
+               compressive_arrays/<set>_<index>.npz
+  performance  sampler overhead over its denoiser calls; per-call time of one 256x256 colour image -> performance.csv
+  report       figures, tables, claims (replicate/report/kadkhodaie2021.py)
+
+The samplers (replicate/samplers/implicit_prior.py) know nothing about data; this module only wires them to images,
+operators and seeds. Every random draw is seeded from (seed, paper, what, set, image index, ...) (replicate.seeding).
+Metrics follow metrics.PSNR_CONVENTIONS["kadkhodaie2021"] (skimage PSNR on [0, 1] clamped images) and skimage SSIM.
+"""
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from replicate import data as D
+from replicate import runtime, seeding
+from replicate.io import atomic_path, write_csv
+from replicate.operators.orthonormal import make_operator
+from replicate.samplers.implicit_prior import least_squares, sample_posterior_linear, sample_prior, step_size
+
+PAPER = "kadkhodaie2021"
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def grid(prm: dict) -> dict:
+    """What runs here: the full configuration, or the stated CPU subset of the paper profile (`cpu_subset`)."""
+    g = {"test_sets": dict(prm["test_sets"]), "samples": prm["samples"], "compressive": dict(prm["compressive"]),
+         "subset": "full"}
+    sub = prm.get("cpu_subset")
+    if prm["profile"] == "paper" and runtime.device(prm).type != "cuda" and sub:
+        for name, spec in g["test_sets"].items():
+            g["test_sets"][name] = {**spec, **sub.get("test_sets", {})}
+        g["samples"] = sub.get("samples", g["samples"])
+        g["compressive"] = {**g["compressive"], **sub.get("compressive", {})}
+        g["subset"] = "cpu_subset"
+    return g
+
+
+def denoiser(prm: dict, kind: str):
+    """The universal prior of the profile (the authors' BF-CNN in paper), NHWC on CPU (same numbers, faster)."""
+    from replicate.experiments.priors import universal_denoiser
+
+    model = universal_denoiser(prm, kind).eval().to(runtime.device(prm))
+    return model.channels_last() if hasattr(model, "channels_last") else model
+
+
+def sampler_kwargs(prm: dict, beta: float) -> dict:
+    s = prm["sampler"]
+    return dict(sigma0=s["sigma0"], sigmaL=s["sigmaL"], h0=s["h0"], beta=beta, max_iter=s["max_iter"])
+
+
+def scheduled_steps(sigma0: float, sigmaL: float, h0: float, beta: float) -> int:
+    """Steps the ideal recursion sigma_t = (1 - beta h_t) sigma_{t-1} needs from sigma0 to sigmaL (cost projections)."""
+    s, t = sigma0, 0
+    while s > sigmaL and t < 10**6:
+        t += 1
+        s *= 1 - beta * step_size(t, h0)
+    return t
+
+
+def save_arrays(path, **arrays) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
+
+
+def image_metrics(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    from replicate.metrics import psnr_for, ssim
+
+    ref = x.expand_as(x_hat)
+    return psnr_for(PAPER, x_hat.clamp(0, 1), ref).numpy(), ssim(x_hat.clamp(0, 1), ref).numpy()
+
+
+def measurement_rms(op, x_hat: torch.Tensor, xc: torch.Tensor) -> np.ndarray:
+    """||M^T x_hat - x_c|| / sqrt(m): per-measurement RMS misfit (compare with the final noise level sigma_L)."""
+    return ((op.M_T(x_hat) - xc).norm(dim=1) / math.sqrt(op.m)).numpy()
+
+
+def test_images(prm: dict, set_name: str) -> list[D.Image]:
+    from replicate.scaleout import per_process
+
+    spec = grid(prm)["test_sets"][set_name]
+    return per_process((PAPER, "set", set_name, spec), lambda: D.load_set(spec))
+
+
+def problem_operator(prm: dict, problem: str, shape, set_name: str, idx: int):
+    spec = dict(prm["problems"][problem])
+    name = spec.pop("operator")
+    if name in ("random_pixels", "compressive_sensing"):  # random masks / bases: one per image, seeded by its index
+        spec["seed"] = seeding.derive_seed(prm["seed"], PAPER, "operator", problem, set_name, idx) % 2**31
+    return make_operator(name, shape, **spec)
+
+
+# ----------------------------------------------------------------------------------------------- synthesis
+def _run_prior(model, prm, shape, n, beta, key, callback=None):
+    gen = seeding.generator(prm["seed"], PAPER, "synthesis", *key)
+    return sample_prior(model, shape, n, generator=gen, callback=callback, **sampler_kwargs(prm, beta))
+
+
+def stage_synthesis(prm: dict) -> None:
+    syn = prm["synthesis"]
+    model = denoiser(prm, syn["prior"])
+    C = 3 if syn["prior"] == "color" else 1
+    shape = (C, syn["size"], syn["size"])
+    arrays, conv_rows, sample_rows = {}, [], []
+
+    # Fig. 1: beta = 1 (no injected noise), the iterates y_t at t = 1, 1 + k, 1 + 2k, ... for a few initialisations
+    f1 = syn["fig1"]
+    snaps = {}
+
+    def keep(t, y, info):
+        if (t - 1) % f1["show_every"] == 0:
+            snaps[t] = y.detach().cpu().clone()
+
+    res = _run_prior(model, prm, shape, f1["inits"], f1["beta"], ("fig1",), keep)
+    ts = sorted(snaps)
+    arrays["fig1_iterates"] = torch.stack([snaps[t] for t in ts], 1)  # (inits, len(ts), C, H, W)
+    arrays["fig1_t"] = np.array(ts)
+    arrays["fig1_final"] = res.denoised
+
+    # Fig. 2 and Figs. 11/12: samples and traces for every beta; the Fig. 2 runs double as extra traces
+    runs = [("fig2", b, syn["fig2"]["inits"]) for b in syn["fig2"]["betas"]]
+    runs += [("convergence", b, syn["convergence"]["patches"]) for b in syn["convergence"]["betas"]]
+    for what, beta, n in tqdm(runs, desc="synthesis (Algorithm 1)"):
+        start = time.perf_counter()
+        res = _run_prior(model, prm, shape, n, beta, (what, beta))
+        seconds = time.perf_counter() - start
+        arrays[f"{what}_beta{beta:g}"] = res.denoised
+        N = math.prod(shape)
+        for k in range(n):
+            sample_rows.append({"run": what, "prior": syn["prior"], "beta": beta, "sample": k, "size": syn["size"],
+                                "steps": int(res.steps[k]), "seconds": seconds / n, "seed": prm["seed"]})
+            sig, h, gam = (res.trace[v][:, k] for v in ("sigma", "h", "gamma"))
+            for t in range(int(res.steps[k])):
+                conv_rows.append({"run": what, "beta": beta, "sample": k, "t": t + 1, "sigma": float(sig[t]),
+                                  "h": float(h[t]), "gamma": float(gam[t]),
+                                  "removed": float(res.trace["removed"][t, k]) / math.sqrt(N),
+                                  "injected": float(res.trace["injected"][t, k]) / math.sqrt(N)})
+
+    # Fig. 13: samples from the MNIST prior (16 per panel) for beta in {1, 0.3, 0.01}
+    mn = syn["mnist"]
+    mnist_model = denoiser(prm, mn["prior"])
+    for beta in tqdm(mn["betas"], desc="MNIST prior samples"):
+        start = time.perf_counter()
+        res = _run_prior(mnist_model, prm, (1, mn["size"], mn["size"]), mn["samples"], beta, ("mnist", beta))
+        arrays[f"mnist_beta{beta:g}"] = res.denoised
+        for k in range(mn["samples"]):
+            sample_rows.append({"run": "mnist", "prior": mn["prior"], "beta": beta, "sample": k, "size": mn["size"],
+                                "steps": int(res.steps[k]), "seconds": (time.perf_counter() - start) / mn["samples"],
+                                "seed": prm["seed"]})
+    out = runtime.results_dir(prm, PAPER)
+    save_arrays(out / "synthesis.npz", **{k: (v.numpy() if torch.is_tensor(v) else v) for k, v in arrays.items()})
+    write_csv(out / "convergence.csv", pd.DataFrame(conv_rows))
+    write_csv(out / "synthesis.csv", pd.DataFrame(sample_rows))
+
+
+# ----------------------------------------------------------------------------------------------- 2-D toy (Fig. 10)
+class CurvePrior(torch.nn.Module):
+    """Fig. 10's toy prior: x uniform (in arc length) on a smooth curve in the plane, with its exact MMSE denoiser.
+
+    The curve is discretised into K arc-length-uniform points, so the prior is an equal-weight mixture of K deltas
+    and E[x | y] is a softmax-weighted mean of the points (exact for the mixture; the spacing, ~length/K, is far below
+    the smallest noise level used). Images are (N, 1, 1, 2) so that the samplers see a 2-pixel "image".
+    Non-blind: it uses the sigma the sampler hands it (sigma_{t-1} = ||d_{t-1}|| / sqrt(2)).
+    """
+
+    blind = False
+
+    def __init__(self, points: torch.Tensor):
+        super().__init__()
+        self.points = points.double()  # (K, 2)
+
+    @classmethod
+    def sine(cls, k: int = 4000, amplitude: float = 0.25):
+        def curve(s):
+            return torch.stack([0.15 + 0.7 * s, 0.5 + amplitude * torch.sin(2 * math.pi * s)], 1)
+
+        s = torch.linspace(0, 1, 50 * k, dtype=torch.float64)
+        xy = curve(s)
+        arc = torch.cat([torch.zeros(1, dtype=xy.dtype), (xy[1:] - xy[:-1]).norm(dim=1).cumsum(0)])
+        # parameter values at equal arc-length steps (linear interpolation of the inverse arc-length map)
+        s_eq = np.interp(np.linspace(0, float(arc[-1]), k), arc.numpy(), s.numpy())
+        return cls(curve(torch.from_numpy(s_eq)))
+
+    def log_density(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
+        """log p_sigma(y) up to a constant (the noisy-signal density, y = x + sigma n), y of shape (n, 2)."""
+        d2 = torch.cdist(y.double(), self.points) ** 2
+        return torch.logsumexp(-d2 / (2 * sigma**2), dim=1) - math.log(len(self.points)) - math.log(2 * math.pi * sigma**2)
+
+    def forward(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        v = y.reshape(y.shape[0], 2).double()
+        s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1).expand(v.shape[0], 1)
+        w = torch.softmax(-(torch.cdist(v, self.points) ** 2) / (2 * s**2), dim=1)
+        return (w @ self.points).reshape(y.shape).to(y.dtype)
+
+    def residual(self, y, sigma):
+        return self(y, sigma) - y
+
+    def distance(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(y.reshape(-1, 2).double(), self.points).min(dim=1).values
+
+
+def stage_toy(prm: dict) -> None:
+    """Fig. 10: n signals on the curve, noisy versions at three levels, the denoiser field, sampler trajectories."""
+    toy = prm["toy"]
+    prior = CurvePrior.sine()
+    gen = seeding.generator(prm["seed"], PAPER, "toy")
+    signals = prior.points[torch.randint(len(prior.points), (toy["signals"],), generator=gen)]
+    noisy = {s: signals + s * torch.randn(signals.shape, generator=gen, dtype=signals.dtype) for s in toy["noise_levels"]}
+    path = []
+    res = sample_prior(prior, (1, 1, 2), toy["signals"], sigma0=toy["sigma0"], sigmaL=prm["sampler"]["sigmaL"],
+                       h0=toy["h0"], beta=toy["beta"], max_iter=prm["sampler"]["max_iter"], dtype=torch.float64,
+                       generator=seeding.generator(prm["seed"], PAPER, "toy", "sampler"),
+                       callback=lambda t, y, info: path.append(y.reshape(-1, 2).clone()))
+    traj = torch.stack(path)  # (T, n, 2): frozen once a trajectory has stopped
+    final = res.denoised.reshape(-1, 2)
+    # Miyasawa (paper Eq. 2): x_hat(y) = y + sigma^2 grad log p_sigma(y), on a grid, with autograd on log p
+    grid_pts = torch.stack(torch.meshgrid(torch.linspace(0, 1, 21, dtype=torch.float64),
+                                          torch.linspace(0, 1, 21, dtype=torch.float64), indexing="xy"), -1).reshape(-1, 2)
+    miyasawa = []
+    for s in toy["noise_levels"]:
+        y = grid_pts.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(prior.log_density(y, s).sum(), y)
+        xhat = prior(grid_pts.reshape(-1, 1, 1, 2), s).reshape(-1, 2)
+        miyasawa.append({"sigma": s, "max_abs_error": float((grid_pts + s**2 * g - xhat).abs().max())})
+    rows = []
+    for k in range(toy["signals"]):
+        steps = int(res.steps[k])
+        seg = traj[:steps, k]
+        length = float((seg[1:] - seg[:-1]).norm(dim=1).sum())
+        rows.append({"trajectory": k, "steps": steps, "distance_final": float(prior.distance(final[k])),
+                     "distance_last_iterate": float(prior.distance(res.last_iterate.reshape(-1, 2)[k])),
+                     "path_length": length, "chord": float((seg[-1] - seg[0]).norm()),
+                     "sigma_final": float(res.trace["sigma"][steps - 1, k])})
+    out = runtime.results_dir(prm, PAPER)
+    save_arrays(out / "toy.npz", curve=prior.points, signals=signals, trajectories=traj, final=final,
+                **{f"noisy_{s:g}": v for s, v in noisy.items()})
+    write_csv(out / "toy.csv", pd.DataFrame(rows))
+    write_csv(out / "toy_miyasawa.csv", pd.DataFrame(miyasawa))
+
+
+# ----------------------------------------------------------------------------------------------- inverse problems
+def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """One test image through every inverse problem: least squares M M^T x and `samples` draws of Algorithm 2."""
+    from replicate.scaleout import per_process
+
+    g = grid(prm)
+    spec = g["test_sets"][set_name]
+    model = per_process((PAPER, "denoiser", spec["prior"], prm["profile"]), lambda: denoiser(prm, spec["prior"]))
+    im = test_images(prm, set_name)[idx]
+    x = im.pixels[None]
+    rows, arrays = [], {"original": x[0]}
+    for problem in prm["problems"]:
+        op = problem_operator(prm, problem, im.shape, set_name, idx)
+        xc = op.M_T(x)
+        ls = least_squares(op, xc)
+        gen = seeding.generator(prm["seed"], PAPER, "inverse", problem, set_name, idx)
+        start = time.perf_counter()
+        res = sample_posterior_linear(model, op, xc, n=g["samples"], generator=gen,
+                                      **sampler_kwargs(prm, prm["inverse_beta"]))
+        seconds = time.perf_counter() - start
+        arrays[f"{problem}_least_squares"] = ls[0]
+        arrays[f"{problem}_samples"] = res.denoised
+        base = {"set": set_name, "image_index": idx, "image": im.name, "problem": problem,
+                "operator": prm["problems"][problem]["operator"], "m": op.m, "D": op.D, "seed": prm["seed"],
+                "beta": prm["inverse_beta"]}
+        for method, images, last, steps in (("least_squares", ls, ls, [0]),
+                                            ("denoiser_prior", res.denoised, res.last_iterate, res.steps.tolist())):
+            p, s = image_metrics(images, x)
+            r, r_last = measurement_rms(op, images, xc), measurement_rms(op, last, xc)
+            for k in range(images.shape[0]):
+                # misfit per measurement, and in the units of sigma_t = ||d_t|| / sqrt(N) (per image pixel);
+                # for the returned x_hat = y_T + f(y_T) and for the last iterate y_T
+                rows.append({**base, "method": method, "sample": k, "psnr": float(p[k]), "ssim": float(s[k]),
+                             "meas_rms": float(r[k]), "meas_rms_pixel": float(r[k]) * math.sqrt(op.m / op.D),
+                             "meas_rms_last": float(r_last[k]),
+                             "meas_rms_last_pixel": float(r_last[k]) * math.sqrt(op.m / op.D), "steps": int(steps[k]),
+                             "seconds": seconds / images.shape[0] if method == "denoiser_prior" else 0.0})
+    save_arrays(runtime.results_dir(prm, PAPER) / "inverse_arrays" / f"{set_name}_{idx}.npz", **arrays)
+    return rows
+
+
+def _run_per_image(prm: dict, fn, csv_name: str, sets: dict) -> None:
+    from replicate.scaleout import merge, run_items, settings
+
+    items = [(name, i) for name in sets for i in range(len(test_images(prm, name)))]
+    out = runtime.results_dir(prm, PAPER) / csv_name
+    parts = out.with_name(out.stem + ".parts")
+    keys = run_items(partial(fn, prm), items, parts_dir=parts, fingerprint=prm, **settings())
+    merge(parts, out, order_by=keys, cleanup=True)
+
+
+def stage_inverse(prm: dict) -> None:
+    _run_per_image(prm, inverse_rows, "inverse.csv", grid(prm)["test_sets"])
+
+
+# ----------------------------------------------------------------------------------------------- compressive sensing
+def compressive_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """One image, every measurement ratio: Algorithm 2 vs the sparse-DCT prior (CV threshold, and oracle threshold)."""
+    from replicate.operators import sparse_dct
+    from replicate.scaleout import per_process
+
+    cs = grid(prm)["compressive"]
+    model = per_process((PAPER, "denoiser", cs["prior"], prm["profile"]), lambda: denoiser(prm, cs["prior"]))
+    im = compressive_images(prm)[idx]
+    x = im.pixels[None]
+    rows, arrays = [], {"original": x[0]}
+    for ratio in cs["ratios"]:
+        seed = seeding.derive_seed(prm["seed"], PAPER, "cs_operator", ratio, set_name, idx) % 2**31
+        op = make_operator("compressive_sensing", im.shape, keep=ratio, seed=seed)
+        xc = op.M_T(x)
+        base = {"set": set_name, "image_index": idx, "image": im.name, "ratio": ratio, "m": op.m, "D": op.D,
+                "seed": prm["seed"]}
+        gen = seeding.generator(prm["seed"], PAPER, "cs", ratio, set_name, idx)
+        start = time.perf_counter()
+        res = sample_posterior_linear(model, op, xc, n=cs["samples"], generator=gen,
+                                      **sampler_kwargs(prm, prm["inverse_beta"]))
+        t_prior = time.perf_counter() - start
+        d = cs["dct"]
+        start = time.perf_counter()
+        # thresholds relative to lambda_max = ||Psi^T M x_c||_inf (above it the l1 solution is 0): scale-free grid
+        lam_max = float(sparse_dct.DCT2(*im.shape[1:]).forward(op.M(xc.double())).abs().max())
+        dct = sparse_dct.recover(op, xc, lambdas=[lam_max * r for r in d["lambda_ratios"]], folds=d["folds"],
+                                 iters=d["iters"], select="per_image",
+                                 seed=seeding.derive_seed(prm["seed"], PAPER, "cs_folds", ratio, set_name, idx) % 2**31)
+        oracle = sparse_dct.oracle(op, xc, x.double(), lambdas=dct.lambdas, iters=d["iters"])
+        t_dct = time.perf_counter() - start
+        results = [("denoiser_prior", k, res.denoised[k:k + 1], t_prior / cs["samples"], float("nan"))
+                   for k in range(cs["samples"])]
+        results += [("sparse_dct_cv", 0, dct.images.float(), t_dct, float(dct.lam[0]) / lam_max),
+                    ("sparse_dct_oracle", 0, oracle.images.float(), float("nan"), float(oracle.lam[0]) / lam_max),
+                    ("least_squares", 0, least_squares(op, xc), 0.0, float("nan"))]
+        for method, k, img, secs, lam in results:
+            p, s = image_metrics(img, x)
+            rows.append({**base, "method": method, "sample": k, "psnr": float(p[0]), "ssim": float(s[0]),
+                         "meas_rms": float(measurement_rms(op, img, xc)[0]), "lambda_ratio": lam, "seconds": secs})
+        arrays[f"r{ratio:g}_denoiser_prior"] = res.denoised[0]
+        arrays[f"r{ratio:g}_sparse_dct_cv"] = dct.images[0]
+        arrays[f"r{ratio:g}_least_squares"] = least_squares(op, xc)[0]
+    save_arrays(runtime.results_dir(prm, PAPER) / "compressive_arrays" / f"{set_name}_{idx}.npz", **arrays)
+    return rows
+
+
+def compressive_images(prm: dict) -> list[D.Image]:
+    from replicate.scaleout import per_process
+
+    spec = grid(prm)["compressive"]["test_set"]
+    return per_process((PAPER, "cs_set", spec), lambda: D.load_set(spec))
+
+
+def stage_compressive(prm: dict) -> None:
+    from replicate.scaleout import merge, run_items, settings
+
+    name = grid(prm)["compressive"]["test_set"]["source"]
+    items = [(name, i) for i in range(len(compressive_images(prm)))]
+    out = runtime.results_dir(prm, PAPER) / "compressive.csv"
+    parts = out.with_name("compressive.parts")
+    keys = run_items(partial(compressive_rows, prm), items, parts_dir=parts, fingerprint=prm, **settings())
+    merge(parts, out, order_by=keys, cleanup=True)
+
+
+# ----------------------------------------------------------------------------------------------- performance
+class TimedDenoiser(torch.nn.Module):
+    """Wraps a denoiser and adds up the wall time of its calls (to separate sampler overhead from network time)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.seconds, self.calls = inner, 0.0, 0
+
+    def residual(self, y, sigma):
+        start = time.perf_counter()
+        out = self.inner.residual(y, sigma)
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return out
+
+
+@torch.no_grad()
+def stage_performance(prm: dict) -> None:
+    pf = prm["performance"]
+    rows = []
+    # 1. overhead of Algorithm 2 over the denoiser calls it makes, for every operator, at a fixed size
+    model = denoiser(prm, pf["prior"])
+    C = 3 if pf["prior"] == "color" else 1
+    im = D.load_set(pf["image"])[0]
+    x = im.pixels[None, :C]
+    for problem in tqdm(prm["problems"], desc="sampler overhead"):
+        op = problem_operator(prm, problem, tuple(x.shape[1:]), "performance", 0)
+        timed = TimedDenoiser(model)
+        gen = seeding.generator(prm["seed"], PAPER, "performance", problem)
+        start = time.perf_counter()
+        res = sample_posterior_linear(timed, op, op.M_T(x), n=pf["samples"], generator=gen,
+                                      **{**sampler_kwargs(prm, pf["beta"])})
+        total = time.perf_counter() - start
+        rows.append({"what": "overhead", "problem": problem, "size": x.shape[-1], "channels": C, "prior": pf["prior"],
+                     "samples": pf["samples"], "steps": res.n_steps, "denoiser_calls": timed.calls,
+                     "seconds_total": total, "seconds_denoiser": timed.seconds,
+                     "overhead": total / timed.seconds - 1})
+    # 2. one denoiser call on a 256x256 colour image (the issue's "one 256x256 colour inverse problem"), and the
+    #    projected time of a full Algorithm 2 run at the paper's parameters (sigma0 1, sigmaL 0.01, h0 0.01, beta 0.01)
+    color = denoiser(prm, "color")
+    y = torch.rand(1, 3, 256, 256, generator=seeding.generator(prm["seed"], PAPER, "perf256"))
+    color.residual(y, 0.1)  # warm-up
+    start = time.perf_counter()
+    for _ in range(pf["calls_256"]):
+        color.residual(y, 0.1)
+    per_call = (time.perf_counter() - start) / pf["calls_256"]
+    steps = scheduled_steps(1.0, 0.01, 0.01, 0.01)
+    overhead = float(np.median([r["overhead"] for r in rows]))
+    rows.append({"what": "color256", "problem": "any", "size": 256, "channels": 3, "prior": "color", "samples": 1,
+                 "steps": steps, "denoiser_calls": steps + 1, "seconds_total": per_call * (steps + 1) * (1 + overhead),
+                 "seconds_denoiser": per_call, "overhead": overhead, "threads": torch.get_num_threads()})
+    write_csv(runtime.results_dir(prm, PAPER) / "performance.csv", pd.DataFrame(rows))
+
+
+def stage_report(prm: dict) -> None:
+    from replicate.report import kadkhodaie2021 as report
+
+    report.build(prm)
+
+
+STAGES = {
+    "synthesis": stage_synthesis,
+    "toy": stage_toy,
+    "inverse": stage_inverse,
+    "compressive": stage_compressive,
+    "performance": stage_performance,
+    "report": stage_report,
+}

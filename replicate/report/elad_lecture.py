@@ -1,0 +1,270 @@
+"""Report for Elad's lecture: the four "discoveries" of one MMSE denoiser, from the per-image results of
+replicate/experiments/elad_lecture.py.
+
+Perception index (LPIPS needs AlexNet/VGG weights that are not in this mirror): the ratio of the high-frequency
+energy of an estimate to that of the clean image, hf = std(Laplacian(x_hat)) / std(Laplacian(x)), reported as
+|log2 hf| (0 = the detail of a natural image; MMSE estimates are too smooth, hf < 1). It is a no-reference-style
+statistic (it uses the clean image only for its energy level), stated as such in every table and figure.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from replicate import runtime
+from replicate.experiments.elad_lecture import PAPER
+from replicate.io import save_figure
+from replicate.metrics import lpips_available
+from replicate.report import stats
+from replicate.report.common import (DIFFERS, PRODUCED, REPRODUCED, claim_record, markdown_table, rel, show_image, style, write_markdown,
+                                     write_summary)
+
+PERCEPTION_NOTE = ("perception index |log2 hf|, hf = std of the Laplacian of the estimate / that of the clean image "
+                   "(0 is best; LPIPS is not available here: its AlexNet weights are not in the mirror)")
+
+
+def _load(res, name):
+    path = res / name
+    return pd.read_csv(path) if path.exists() else None
+
+
+def build(prm: dict) -> None:
+    plt = style()
+    res = runtime.results_dir(prm, PAPER)
+    fig_dir, tab_dir = runtime.figures_dir(prm, PAPER), runtime.tables_dir(prm, PAPER)
+    items, claims = {}, []
+    scale = "paper (CPU sizes)" if prm["profile"] == "paper" else prm["profile"]
+
+    # ---------------------------------------------------------------- 1. classic-era denoising table
+    classic = _load(res, "classic.csv")
+    if classic is not None:
+        agg = classic.groupby(["set", "sigma", "denoiser", "kind"], sort=False)[["psnr", "ssim"]].mean().reset_index()
+        wide = agg.pivot_table(index=["kind", "denoiser"], columns=["set", "sigma"], values="psnr", sort=False)
+        body = ["Mean PSNR (dB) / SSIM per test set and noise level (sigma on the 0-255 scale). One noise "
+                "realisation per image and sigma, shared by all denoisers.", ""]
+        for set_name, sub in agg.groupby("set", sort=False):
+            t = sub.pivot_table(index="denoiser", columns="sigma", values=["psnr", "ssim"], sort=False)
+            t.columns = [f"{m.upper()} s={s}" for m, s in t.columns]
+            body += [f"### {set_name} ({classic[classic.set == set_name].image_index.nunique()} images)", "",
+                     markdown_table(t.reset_index(), ".3f")]
+        ref = pd.DataFrame([{"set": r["set"], "method": r["method"], **{f"PSNR s={k}": v for k, v in r["psnr"].items()}}
+                            for r in prm["classic"]["reference"]])
+        body += ["### Published reference rows (other test data: the full Set12 / BSD68)", "",
+                 markdown_table(ref, ".2f"),
+                 "TV's weight per sigma was chosen on training images: " +
+                 ", ".join(sorted(set(classic.loc[classic.denoiser == "TV", "setting"].astype(str)))), ""]
+        f_md = write_markdown(tab_dir / "classic_denoising.md", "Is denoising dead? Classic vs learned denoisers",
+                              "\n".join(body))
+        fig, axes = plt.subplots(1, classic.set.nunique(), figsize=(5 * classic.set.nunique(), 3.6), squeeze=False)
+        for ax, (set_name, sub) in zip(axes[0], agg.groupby("set", sort=False)):
+            for name, g in sub.groupby("denoiser", sort=False):
+                ls = "-" if g.kind.iloc[0] == "learned" else "--"
+                ax.plot(g.sigma, g.psnr, ls, marker="o", label=name)
+            ax.set(xlabel="sigma (0-255)", ylabel="mean PSNR (dB)", title=set_name)
+        axes[0][-1].legend(loc="upper right")
+        f_png = save_figure(fig_dir / "classic_denoising.png", fig)
+        items["Demo: classic-era denoising table"] = {"status": PRODUCED, "files": [rel(f_md), rel(f_png)],
+                                                      "note": f"{len(wide)} denoisers"}
+        best_classic = classic[classic.kind == "classic"].groupby(["set", "image_index", "sigma"]).psnr.max()
+        best_learned = classic[classic.kind == "learned"].groupby(["set", "image_index", "sigma"]).psnr.max()
+        r = stats.check_claim_greater(best_learned.to_numpy(), best_classic.loc[best_learned.index].to_numpy())
+        claims.append(claim_record("learned beats classic",
+                                   "the best learned denoiser beats the best classic one (per image and sigma, PSNR)",
+                                   r, catalog=["Demo: classic-era denoising table"]))
+
+    # ---------------------------------------------------------------- 2. PnP / RED
+    inv = _load(res, "inverse.csv")
+    cond = _load(res, "red_conditions.csv")
+    if inv is not None:
+        ok = inv[inv.status == "ok"]
+        t = ok.pivot_table(index="task", columns="method", values=["psnr", "ssim"], aggfunc="mean", sort=False)
+        t.columns = [f"{m.upper()} {meth}" for m, meth in t.columns]
+        body = ["PSNR / SSIM (mean over images) of each solver with the same denoiser "
+                f"({prm['inverse']['red']['iters_sd']} RED-SD, {prm['inverse']['red']['iters_fp']} RED-FP, "
+                f"{prm['inverse']['pnp']['iters']} PnP-ADMM iterations).", "", markdown_table(t.reset_index(), ".3f")]
+        bad = inv[inv.status != "ok"]
+        if len(bad):
+            body += [f"Diverged runs: {len(bad)}: " + "; ".join(f"{r.task}/{r.method}: {r.status}"
+                                                               for r in bad.itertuples()), ""]
+        if cond is not None:
+            c = cond.groupby(["denoiser", "sigma"])[["homogeneity_error", "jacobian_asymmetry"]].median().reset_index()
+            body += ["### RED's conditions (median over test images)", "",
+                     "local homogeneity error ||D((1+e)x) - (1+e)D(x)|| / (e ||D(x)||) and Jacobian asymmetry "
+                     "|u'Jv - v'Ju| / (|u'Jv| + |v'Ju|) from random probes (0 = the condition holds).", "",
+                     markdown_table(c, ".3g")]
+        f_md = write_markdown(tab_dir / "pnp_red.md", "One denoiser solves inverse problems: PnP-ADMM and RED",
+                              "\n".join(body))
+        tasks = list(dict.fromkeys(ok.task))
+        fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.2), squeeze=False)
+        for ax, task in zip(axes[0], tasks):
+            for method, g in ok[ok.task == task].groupby("method", sort=False):
+                traces = [np.array(str(s).split(), dtype=float) for s in g.psnr_trace if isinstance(s, str)]
+                if not traces:
+                    continue
+                n = min(len(tr) for tr in traces)
+                ax.plot(np.arange(1, n + 1), np.mean([tr[:n] for tr in traces], 0), label=method)
+            ax.set(xlabel="iteration", ylabel="PSNR (dB)", title=task)
+        axes[0][-1].legend()
+        f_png = save_figure(fig_dir / "pnp_red_convergence.png", fig)
+        items["Demo: PnP and RED"] = {"status": PRODUCED, "files": [rel(f_md), rel(f_png)]}
+        meas = ok.groupby(["task", "image_index", "method"]).psnr.mean().unstack("method")
+        if {"RED-FP", "RED-SD"} <= set(meas.columns):
+            r = stats.check_claim_equal(meas["RED-FP"].to_numpy(), meas["RED-SD"].to_numpy(), 0.5)
+            claims.append(claim_record("RED variants agree",
+                                       "RED's fixed-point and steepest-descent variants reach the same PSNR "
+                                       "(within 0.5 dB; they minimise the same objective)", r,
+                                       catalog=["Demo: PnP and RED"]))
+
+    # ---------------------------------------------------------------- 3. synthesis
+    syn_path = res / "synthesis.npz"
+    if syn_path.exists():
+        arrays = np.load(syn_path)
+        syn = pd.read_csv(res / "synthesis.csv")
+        n = arrays["song_ermon"].shape[0]
+        fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 4.0), squeeze=False)
+        for row, (key, label) in enumerate((("song_ermon", "Song & Ermon"), ("kadkhodaie", "Kadkhodaie & Simoncelli"))):
+            calls = int(syn.loc[row, "denoiser_calls"])
+            for k in range(n):
+                show_image(axes[row][k], arrays[key][k], f"{label}\n({calls} calls)" if k == 0 else "")
+        f_png = save_figure(fig_dir / "synthesis.png", fig)
+        f_md = write_markdown(tab_dir / "synthesis.md", "One denoiser synthesises images",
+                              markdown_table(syn, ".3g"))
+        items["Demo: synthesis"] = {"status": PRODUCED, "files": [rel(f_png), rel(f_md)]}
+
+    # ---------------------------------------------------------------- 4. SNIPS
+    sn = _load(res, "snips.csv")
+    if sn is not None:
+        kind = np.where(sn.estimate.str.startswith("sample "), "posterior sample", sn.estimate)
+        t = sn.assign(estimate=kind).groupby(["task", "estimate"], sort=False)[["psnr", "ssim"]].mean().reset_index()
+        f_md = write_markdown(tab_dir / "snips.md", "SNIPS: noisy inverse problems by posterior sampling",
+                              f"sigma_0 = {prm['snips']['tasks'][next(iter(prm['snips']['tasks']))]['sigma_y']:g}/255; "
+                              f"{prm['snips']['samples']} samples per image; PSNR/SSIM of single samples, of their "
+                              "mean, and of the pseudo-inverse (least squares).\n\n" + markdown_table(t, ".3f"))
+        first = sorted((res / "snips_arrays").glob("*.npz"))[0]
+        a = np.load(first)
+        task_names = [k[: -len("_samples")] for k in a.files if k.endswith("_samples")]
+        fig, axes = plt.subplots(len(task_names), 5, figsize=(9, 1.9 * len(task_names)), squeeze=False)
+        for r_, task in enumerate(task_names):
+            s = a[f"{task}_samples"]
+            show_image(axes[r_][0], a["clean"][0], "original" if r_ == 0 else "")
+            show_image(axes[r_][1], a[f"{task}_measured"][0], "pseudo-inverse" if r_ == 0 else "")
+            show_image(axes[r_][2], s[0], "sample 1" if r_ == 0 else "")
+            show_image(axes[r_][3], s[min(1, len(s) - 1)], "sample 2" if r_ == 0 else "")
+            show_image(axes[r_][4], s.mean(0), "mean of samples" if r_ == 0 else "")
+            axes[r_][0].text(-4, s.shape[-2] / 2, task, rotation=90, va="center", ha="right", fontsize=8)
+        f_png = save_figure(fig_dir / "snips.png", fig)
+        items["Slides: SNIPS demos"] = {"status": PRODUCED, "files": [rel(f_md), rel(f_png)],
+                                        "note": "with the project's denoiser, not the SNIPS NCSNv2 models and images"}
+        samples = sn[sn.estimate.str.startswith("sample ")].groupby(["task", "image_index"]).psnr.mean()
+        lsq = sn[sn.estimate == "pseudo-inverse"].set_index(["task", "image_index"]).psnr
+        r = stats.check_claim_greater(samples.to_numpy(), lsq.loc[samples.index].to_numpy())
+        claims.append(claim_record("SNIPS beats least squares",
+                                   "SNIPS samples are closer to the original than the pseudo-inverse (PSNR)", r,
+                                   catalog=["Slides: SNIPS demos"]))
+
+    # ---------------------------------------------------------------- 5. perception-distortion
+    per = _load(res, "perception.csv")
+    if per is not None:
+        per = per.assign(perception=np.abs(np.log2(per.hf_ratio)))
+        t = per.groupby(["method", "kind"], sort=False)[["mse", "psnr", "hf_ratio", "perception"]].mean().reset_index()
+        mmse = per[per.method.str.startswith("MMSE")].set_index("image_index").mse
+        body = [f"Denoising at sigma_0 = {prm['perception']['sigma0']}/255, one denoiser throughout; {PERCEPTION_NOTE}.",
+                "Posterior sampling at best doubles the MMSE error (x_hat and x independent given y: "
+                "E||x_hat - x||^2 = 2 E||E[x|y] - x||^2); ratio = sample MSE / MMSE MSE per image.", "",
+                markdown_table(t, ".4g")]
+        ratios = {}
+        for method, g in per[per.kind == "posterior sample"].groupby("method", sort=False):
+            ratio = g.groupby("image_index").mse.mean() / mmse.loc[g.image_index.unique()]
+            ratios[method] = ratio
+            body.append(f"- {method}: MSE ratio to MMSE {ratio.mean():.2f} (per image: "
+                        + ", ".join(f"{v:.2f}" for v in ratio) + ")")
+        f_md = write_markdown(tab_dir / "perception_distortion.md", "The perception-distortion picture",
+                              "\n".join(body) + "\n")
+        fig, ax = plt.subplots(figsize=(5.2, 3.8))
+        for (method, kind), g in per.groupby(["method", "kind"], sort=False):
+            ax.scatter(g.mse, g.perception, s=12, alpha=0.5, marker="o" if kind == "posterior sample" else "s",
+                       label=method)
+        ax.axvline(mmse.mean(), color="k", lw=0.8, ls=":", label="MMSE (mean)")
+        ax.axvline(2 * mmse.mean(), color="r", lw=1.0, ls="--", label="2 x MMSE: posterior-sampling bound")
+        ax.set(xlabel="distortion: MSE", ylabel="perception index |log2 hf| (0 best)",
+               title=f"denoising, sigma_0 = {prm['perception']['sigma0']}/255")
+        ax.legend(fontsize=7)
+        f_png = save_figure(fig_dir / "perception_distortion.png", fig)
+        items["Demo: perception-distortion"] = {"status": PRODUCED, "files": [rel(f_md), rel(f_png)],
+                                                "note": "LPIPS " + ("available" if lpips_available()[0] else
+                                                                    "not available here; offline index used")}
+        for method, ratio in ratios.items():
+            r = stats.check_claim_equal(ratio.to_numpy(), 2.0, 0.5) if len(ratio) >= 2 else None
+            if r is not None:
+                claims.append(claim_record(f"{method}: MSE about 2 x MMSE",
+                                           f"{method} samples cost about twice the MMSE error (ratio within 2 +- 0.5; "
+                                           "the lecture: 'compromising 3dB compared to the MMSE')", r,
+                                           catalog=["Claim: posterior sampling costs 3dB vs MMSE"]))
+        samp = per[per.kind == "posterior sample"].groupby("image_index").perception.mean()
+        r = stats.check_claim_greater(per[per.method.str.startswith("MMSE")].set_index("image_index")
+                                      .perception.loc[samp.index].to_numpy(), samp.to_numpy())
+        claims.append(claim_record("samples look more natural than MMSE",
+                                   "posterior samples have a better perception index than the MMSE estimate", r,
+                                   extra=PERCEPTION_NOTE, catalog=["Demo: perception-distortion"]))
+
+    # ---------------------------------------------------------------- 6. four panels
+    if inv is not None and syn_path.exists() and sn is not None and per is not None:
+        f4 = four_panels(prm, plt, res)
+        items["Demo: four discoveries"] = {"status": PRODUCED, "files": [rel(f4)]}
+
+    # ---------------------------------------------------------------- the slide's DnCNN parameter count
+    from replicate.denoisers.checkpoints import KAIRDnCNN
+
+    n_params = sum(p.numel() for p in KAIRDnCNN(channels=1).parameters())
+    within = abs(n_params - 5.5e5) <= 0.05 * 5.5e5  # the slide prints one significant figure and a half: 5.5e5
+    items["Slide: architecture sizes"] = {
+        "status": REPRODUCED if within else DIFFERS, "files": [],
+        "note": f"DnCNN (17 layers, 64 channels, grey; the KAIR architecture) has {n_params:,} parameters vs the "
+                "slide's 5.5e5 (tolerance 5%); the slide's other networks belong to other papers"}
+
+    write_summary(prm, PAPER, items, claims, [], scale)
+
+
+def four_panels(prm, plt, res):
+    """One figure, four stories, one denoiser."""
+    from replicate import data as D
+    from replicate.experiments.elad_lecture import make_task, tasks, the_denoiser
+    from replicate.solvers.plug_and_play import red_fixed_point
+    import torch
+
+    from replicate import seeding
+
+    den = the_denoiser(prm)
+    c = prm["inverse"]
+    set_name, spec = next(iter(c["test_sets"].items()))
+    x = D.load_set(spec)[0].pixels[None]
+    task, tspec = next(iter(tasks(c).items()))
+    op, sigma_y = make_task(task, tspec, x.shape[1:])
+    with torch.no_grad():
+        y = op(x)
+    y = y + sigma_y * seeding.randn(y.shape, prm["seed"], PAPER, "inverse", set_name, 0, task)
+    red, _ = red_fixed_point(den, op, y, sigma_y, lam=c["red"]["lam"], sigma_d=c["red"]["sigma_d"] / 255,
+                             iters=c["red"]["iters_fp"], shape=x.shape, cg_iters=c["cg_iters"])
+    syn = np.load(res / "synthesis.npz")
+    per = np.load(sorted((res / "perception_arrays").glob("*.npz"))[0])
+    sn = np.load(sorted((res / "snips_arrays").glob("*.npz"))[0])
+    sn_task = next(k[: -len("_samples")] for k in sn.files if k.endswith("_samples") and k.startswith("sr"))\
+        if any(k.startswith("sr") and k.endswith("_samples") for k in sn.files) else \
+        next(k[: -len("_samples")] for k in sn.files if k.endswith("_samples"))
+    fig, axes = plt.subplots(2, 6, figsize=(12, 4.6))
+    show_image(axes[0][0], y[0] if y.shape == x.shape else op.adjoint(y, like=x)[0], f"1. inverse problem: {task}")
+    show_image(axes[0][1], red.clamp(0, 1)[0].detach(), "RED (fixed point)")
+    show_image(axes[0][2], x[0], "original")
+    show_image(axes[0][3], syn["song_ermon"][0], "2. synthesis: Song & Ermon")
+    show_image(axes[0][4], syn["kadkhodaie"][0], "Kadkhodaie & Simoncelli")
+    show_image(axes[0][5], syn["kadkhodaie"][1 % len(syn["kadkhodaie"])], "")
+    stoch = next(k for k in per.files if k.startswith("stochastic"))
+    show_image(axes[1][0], per["noisy"][0], f"3. noisy, sigma {prm['perception']['sigma0']}/255")
+    show_image(axes[1][1], per[next(k for k in per.files if k.startswith("MMSE"))][0], "MMSE (one denoiser call)")
+    show_image(axes[1][2], per[stoch][0], "posterior sample (Kawar et al.)")
+    show_image(axes[1][3], sn[f"{sn_task}_measured"][0], f"4. {sn_task}: pseudo-inverse")
+    show_image(axes[1][4], sn[f"{sn_task}_samples"][0], "SNIPS sample 1")
+    show_image(axes[1][5], sn[f"{sn_task}_samples"][min(1, len(sn[f"{sn_task}_samples"]) - 1)], "SNIPS sample 2")
+    fig.suptitle("One MMSE denoiser: (1) solves inverse problems, (2) synthesises, (3) denoises perceptually, "
+                 "(4) solves inverse problems perceptually", fontsize=9)
+    return save_figure(runtime.figures_dir(prm, PAPER) / "four_discoveries.png", fig)

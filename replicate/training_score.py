@@ -1,0 +1,192 @@
+"""Training for Xie et al. 2023: the score network by AR-DAE (Eq. 29) and the baselines on the same U-Net.
+
+    ardae            L = E ||u + sigma_a s(y + sigma_a u)||^2 (Eq. 29), sigma_a linear 0.05 -> 1e-6, lowered every 50
+                     steps and held at 1e-6 for the last 50 (App. B); network input y / 127.5 - 1 (official code), so
+                     sigma_a and the score are in those units (s_255 = s / 127.5).
+    supervised       MSE(net(y), x)
+    noisier2noise    z = y + m, m a fresh draw of the same noise (alpha = 1); MSE(net(z), y); at test time
+                     x = ((1 + alpha^2) net(z) - z) / alpha^2 averaged over 50 draws of z (App. B)
+    neighbor2neighbor  random neighbour sub-sampler g1, g2 (one of the 8 ordered adjacent pairs of every 2x2 cell);
+                     L = |f(g1 y) - g2 y|^2 + gamma_t |f(g1 y) - g2 y - (g1 f(y) - g2 f(y))|^2, f(y) without gradient,
+                     gamma_t = gamma * t / T with gamma = 2 (the official code's increase_ratio, ramped per epoch there,
+                     per step here)
+Common: AdamW, lr 1e-4 then 1e-5 after step 4000 of 5000, random crops (128x128 in the paper), batch 32 with gradient
+accumulation over micro-batches; the noisy training images are generated once and kept fixed ("generated and fixed
+through the training process"), including the training-only Gaussian sigma_e = 5 of the non-Gaussian models.
+Every random draw of step t comes from a generator seeded by (seed, t), so a run resumed from a checkpoint gives the
+same weights as an uninterrupted one. Checkpoints are written atomically.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from replicate import seeding
+from replicate.io import save_torch
+
+METHODS = ("ardae", "supervised", "noisier2noise", "neighbor2neighbor")
+SCALE = 127.5   # network input u = y / SCALE - 1 (official code: y / 127.5 - 1)
+
+
+@dataclass
+class ScoreTrainConfig:
+    method: str = "ardae"
+    steps: int = 5000
+    batch: int = 32
+    micro_batch: int = 32
+    crop: int = 128
+    lr: float = 1e-4
+    lr_milestones: tuple = (4000,)
+    lr_gamma: float = 0.1
+    weight_decay: float = 0.01          # torch's AdamW default (the paper does not state one)
+    sigma_a_start: float = 0.05
+    sigma_a_end: float = 1e-6
+    sigma_a_every: int = 50
+    sigma_a_hold: int = 50
+    nb2nb_gamma: float = 2.0
+    checkpoint_every: int = 500
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown training method {self.method!r}; choose from {METHODS}")
+        if self.batch % self.micro_batch:
+            raise ValueError(f"batch {self.batch} must be a multiple of micro_batch {self.micro_batch}")
+
+
+def sigma_a_at(step: int, cfg: ScoreTrainConfig) -> float:
+    """App. B: linear from sigma_a_start to sigma_a_end, lowered every `sigma_a_every` steps, reached at
+    steps - sigma_a_hold and held there (official code: over 4950 of 5000 steps)."""
+    ramp = max(cfg.steps - cfg.sigma_a_hold, 1)
+    t = min((step // cfg.sigma_a_every) * cfg.sigma_a_every, ramp)
+    return cfg.sigma_a_start + (cfg.sigma_a_end - cfg.sigma_a_start) * t / ramp
+
+
+def to_net(y255: torch.Tensor) -> torch.Tensor:
+    return y255 / SCALE - 1.0
+
+
+def from_net(u: torch.Tensor) -> torch.Tensor:
+    return (u + 1.0) * SCALE
+
+
+def random_crops(clean: list[torch.Tensor], noisy: list[torch.Tensor], n: int, crop: int, gen: torch.Generator):
+    """n aligned random crops (x, y) from the image lists (C, H, W), each drawn from `gen`."""
+    xs, ys = [], []
+    for _ in range(n):
+        i = int(torch.randint(len(clean), (1,), generator=gen))
+        h, w = clean[i].shape[-2:]
+        if h < crop or w < crop:
+            raise ValueError(f"training image {i} is {h}x{w}, smaller than the crop {crop}; lower `crop`")
+        top = int(torch.randint(h - crop + 1, (1,), generator=gen))
+        left = int(torch.randint(w - crop + 1, (1,), generator=gen))
+        xs.append(clean[i][:, top:top + crop, left:left + crop])
+        ys.append(noisy[i][:, top:top + crop, left:left + crop])
+    return torch.stack(xs), torch.stack(ys)
+
+
+# ------------------------------------------------------------------------------------------- Neighbor2Neighbor
+_PAIRS = torch.tensor([[0, 1], [0, 2], [1, 0], [1, 3], [2, 0], [2, 3], [3, 1], [3, 2]])  # adjacent cells of 2x2
+
+
+def neighbor_subsample(y: torch.Tensor, gen: torch.Generator):
+    """Neighbor2Neighbor's random neighbour sub-sampler: (g1(y), g2(y), choice), two (N, C, H/2, W/2) images taking
+    for every 2x2 cell a random ordered pair of adjacent pixels (the same choice for all channels)."""
+    n, c, h, w = y.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"neighbour sub-sampling needs even sizes, got {h}x{w}")
+    choice = torch.randint(len(_PAIRS), (n, 1, h // 2, w // 2), generator=gen)
+    return (*subsample_like(y, choice), choice)
+
+
+def subsample_like(y: torch.Tensor, choice: torch.Tensor):
+    """g1(y), g2(y) for a given per-cell choice of adjacent pair (so f(y) is sub-sampled like y)."""
+    n, c, h, w = y.shape
+    cells = y.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
+    idx = _PAIRS[choice.to("cpu")].to(y.device)                    # (n, 1, h/2, w/2, 2)
+    g1 = torch.gather(cells, -1, idx[..., :1].expand(n, c, h // 2, w // 2, 1))[..., 0]
+    g2 = torch.gather(cells, -1, idx[..., 1:].expand(n, c, h // 2, w // 2, 1))[..., 0]
+    return g1, g2
+
+
+# ------------------------------------------------------------------------------------------- losses
+def loss_for(net, cfg: ScoreTrainConfig, step: int, x255, y255, gen: torch.Generator, fresh_noise=None):
+    """The loss of one micro-batch (x255, y255 on 0-255)."""
+    if cfg.method == "ardae":
+        sa = sigma_a_at(step, cfg)
+        u = torch.randn(y255.shape, generator=gen).to(y255.device)   # drawn on the CPU: same numbers everywhere
+        out = net(to_net(y255) + sa * u)
+        return ((u + sa * out) ** 2).mean()
+    if cfg.method == "supervised":
+        return ((net(to_net(y255)) - to_net(x255)) ** 2).mean()
+    if cfg.method == "noisier2noise":
+        if fresh_noise is None:
+            raise ValueError("noisier2noise needs fresh_noise(y255, gen) -> a new draw of the noise")
+        z = y255 + fresh_noise(y255.cpu(), gen).to(y255.device)
+        return ((net(to_net(z)) - to_net(y255)) ** 2).mean()
+    # neighbor2neighbor
+    g1, g2, choice = neighbor_subsample(to_net(y255), gen)
+    with torch.no_grad():
+        f1, f2 = subsample_like(net(to_net(y255)), choice)
+    out = net(g1)
+    diff = out - g2
+    gamma_t = cfg.nb2nb_gamma * step / cfg.steps
+    return (diff**2).mean() + gamma_t * ((diff - (f1 - f2)) ** 2).mean()
+
+
+# ------------------------------------------------------------------------------------------- loop
+def train(net: torch.nn.Module, clean: list[torch.Tensor], noisy: list[torch.Tensor], cfg: ScoreTrainConfig,
+          checkpoint: str | Path, *, fresh_noise=None, device="cpu", fingerprint=None, progress: bool = True) -> dict:
+    """Train `net` in place; resume from / skip with `checkpoint` when its fingerprint matches. Returns the log."""
+    checkpoint = Path(checkpoint)
+    fp = {"config": asdict(cfg), "fingerprint": fingerprint}
+    net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.lr_milestones), gamma=cfg.lr_gamma)
+    start, log = 0, {"loss": [], "sigma_a": [], "seconds": 0.0}
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state.get("fp") == fp:
+            net.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start, log = state["step"], state["log"]
+    if start >= cfg.steps:
+        return log
+    net.train()
+    t0 = time.perf_counter()
+    accum = cfg.batch // cfg.micro_batch
+
+    def save(step):
+        save_torch(checkpoint, {"fp": fp, "model": net.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "step": step,
+                                "log": {**log, "seconds": log["seconds"] + time.perf_counter() - t0},
+                                "complete": step >= cfg.steps})
+
+    bar = tqdm(range(start, cfg.steps), desc=f"{cfg.method} {cfg.extra.get('model', '')}", disable=not progress,
+               leave=False)
+    for step in bar:
+        gen = seeding.generator(cfg.seed, "step", step)
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(accum):
+            x, y = random_crops(clean, noisy, cfg.micro_batch, cfg.crop, gen)
+            loss = loss_for(net, cfg, step, x.to(device), y.to(device), gen, fresh_noise) / accum
+            loss.backward()
+            total += float(loss.detach())
+        opt.step()
+        sched.step()
+        log["loss"].append(total)
+        log["sigma_a"].append(sigma_a_at(step, cfg) if cfg.method == "ardae" else None)
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            save(step + 1)
+        bar.set_postfix(loss=f"{total:.4g}")
+    save(cfg.steps)
+    log["seconds"] += time.perf_counter() - t0
+    net.eval()
+    return log

@@ -1,0 +1,100 @@
+"""Chung et al. 2023 (DPS) experiment wiring: params of every profile (paper values), determinism of the per-image
+rows, the paper profile's "not available here" path, and every stage end to end on smoke through the CLI (in a
+scratch directory, so the checkout's results are not touched)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from replicate import params as P
+from replicate.experiments import chung2023 as C
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE_MODELS = REPO / "data" / "models" / "smoke" / "mohan2020"
+
+
+def scratch(smoke_root: Path) -> Path:
+    """The session's scratch project root (tests/conftest.py): params.yaml with every paper, smoke models trained."""
+    return smoke_root
+
+
+def load(work, profile="smoke") -> dict:
+    return P.load(C.PAPER, work / "params.yaml", profile=profile)
+
+
+def test_params_every_profile_and_paper_values(smoke_root):
+    work = scratch(smoke_root)
+    for profile in P.PROFILES:
+        prm = load(work, profile)
+        assert set(prm["tasks"]) == {"sr4", "inpaint_box", "inpaint_random", "deblur_gauss", "deblur_motion"}
+        assert set(prm["methods"]) == set(C.LINEAR_METHODS)
+    paper = load(work, "paper")
+    assert paper["noise"] == {"sigma": 0.05, "scale": "pm1"} and paper["poisson"]["rate"] == 1.0
+    assert paper["steps"]["dps"] == 1000 and paper["steps"]["ddrm"] == 20
+    assert paper["ddrm"]["eta"] == 0.85 and paper["ddrm"]["eta_b"] == 1.0
+    t = paper["tasks"]
+    assert t["inpaint_box"]["box"] == 128 and t["inpaint_random"]["missing"] == 0.92 and t["sr4"]["factor"] == 4
+    assert t["deblur_gauss"] == {"operator": "gaussian_blur", "kernel_size": 61, "std": 3.0}
+    assert t["deblur_motion"]["kernel_size"] == 61 and t["deblur_motion"]["intensity"] == 0.5
+    pr = paper["phase_retrieval"]
+    assert pr["iters"] == 10000 and pr["restarts"] == 4 and pr["beta"] == 0.9 and pr["oversample"] == 2.0
+    assert paper["test_sets"]["ffhq"]["limit"] == 1000 and paper["test_sets"]["ffhq"]["prior"] == "adm_ffhq"
+
+
+def test_linear_rows_deterministic(smoke_root, monkeypatch):
+    work = scratch(smoke_root)
+    monkeypatch.chdir(work)
+    prm = load(work)
+    prm["tasks"] = {k: prm["tasks"][k] for k in ("sr4", "deblur_motion")}
+    prm["poisson"]["tasks"] = ["sr4"]
+    prm["methods"] = ["dps", "ddrm", "score_sde"]
+    first = C.linear_rows(prm, "skimage_color", 0)
+    again = C.linear_rows(prm, "skimage_color", 0)
+    strip = lambda rows: [{k: (None if v != v else v) for k, v in r.items() if k != "seconds_per_image"}  # noqa: E731
+                          for r in rows]  # NaN (LPIPS not available) compares unequal to itself
+    assert strip(first) == strip(again)
+    motion_ddrm = [r for r in first if r["task"] == "deblur_motion" and r["method"] == "ddrm"]
+    assert motion_ddrm and "SVD" in motion_ddrm[0]["status"]  # the paper's '-' cell
+    assert {r["noise"] for r in first} == {"gaussian", "poisson"}
+
+
+def test_paper_profile_says_not_available(smoke_root, monkeypatch):
+    work = scratch(smoke_root)
+    monkeypatch.chdir(work)
+    prm = load(work, "paper")
+    prm["test_sets"] = {k: v for k, v in prm["test_sets"].items() if k in ("ffhq", "imagenet")}
+    sets, missing = C.image_sets(prm)
+    from replicate.assets.registry import availability
+
+    if availability("datasets/ffhq")[0]:
+        pytest.skip("FFHQ is available here")
+    assert not sets and "ffhq" in missing and "not" in missing["ffhq"]
+
+
+def test_all_stages_end_to_end_through_the_cli(smoke_root):
+    work = scratch(smoke_root)
+    code = ("from replicate.cli import main\n"
+            f"for s in {list(C.STAGES)!r}:\n    assert main(['chung2023', s]) == 0\n")
+    env = dict(os.environ, REPLICATE_PROFILE="smoke", REPLICATE_THREADS="1", PYTHONPATH=str(REPO))
+    env.pop("REPLICATE_PARAMS", None)
+    run = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    res = work / "results" / "smoke" / "chung2023"
+    lin = (res / "linear.csv").read_text().splitlines()
+    assert lin[0].startswith("set,image_index,image,noise,task,method") and len(lin) > 30
+    assert len((res / "phase_retrieval.csv").read_text().splitlines()) == 1 + 4
+    summary = json.loads((work / "tables" / "smoke" / "chung2023" / "summary.json").read_text())
+    items = summary["items"]
+    assert items["Table 1"]["status"] == "not available here" and items["Table 1"]["files"]
+    assert items["Table 4"]["status"] == "not available here"
+    for fid in ("Fig. 4", "Fig. 5", "Fig. 6", "Fig. 8", "Fig. 11", "Table 3", "Table 5", "Table (wall-clock)"):
+        assert items[fid]["files"], fid
+        for f in items[fid]["files"]:
+            assert (work / f).stat().st_size > 300, f
+    assert all(c["verdict"] == "not available here" for c in summary["comparisons"])
+    assert not list(work.rglob("*.tmp")) and not (res / "linear.parts").exists()

@@ -1,0 +1,68 @@
+"""Measurement noise models: scale conventions, statistics, DPS data terms."""
+import pytest
+import torch
+
+from replicate.noise import GaussianNoise, PoissonNoise, make_noise
+from replicate.operators.base import make_operator
+
+
+def test_gaussian_scale_convention():
+    # DPS: sigma_y = 0.05 on [-1, 1] images = 0.025 on our [0, 1] scale
+    n = GaussianNoise(0.05, scale="pm1")
+    assert n.sigma01 == pytest.approx(0.025)
+    Ax = torch.full((4, 3, 64, 64), 0.3, dtype=torch.float64)
+    y = n.sample(Ax, torch.Generator().manual_seed(0))
+    assert (y - Ax).std().item() == pytest.approx(0.025, rel=0.02)
+    # the DPS residual norm is measured in [-1, 1] units: twice ours
+    assert torch.allclose(n.fidelity(y, Ax), 2 * (y - Ax).flatten(1).norm(dim=1))
+    assert GaussianNoise(0.05, scale="01").sigma01 == 0.05
+    y2 = n.sample(Ax, torch.Generator().manual_seed(0))
+    assert torch.equal(y, y2)  # seeded
+
+
+def test_gaussian_loglik_gradient():
+    n = GaussianNoise(0.1, scale="01")
+    op = make_operator("denoising", shape=(1, 4, 4))
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    y = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    assert torch.allclose(n.log_likelihood(y, x), -((y - x) ** 2).flatten(1).sum(1) / (2 * 0.01))
+    gr = n.grad(y, op, x)
+    r = (x - y).flatten(1)
+    assert torch.allclose(gr.flatten(1), r / r.norm(dim=1, keepdim=True))
+
+
+def test_poisson_statistics():
+    n = PoissonNoise(rate=1.0)
+    Ax = torch.full((1, 3, 200, 200), 0.4, dtype=torch.float64)
+    y = n.sample(Ax, torch.Generator().manual_seed(1))
+    # photon counts 255 * 0.4 = 102 per pixel: mean 0.4, variance 0.4 / 255 on the [0, 1] scale
+    assert y.mean().item() == pytest.approx(0.4, abs=1e-3)
+    assert y.var().item() == pytest.approx(0.4 / 255, rel=0.03)
+    assert torch.allclose(y * 255, (y * 255).round())  # integer counts
+
+
+@pytest.mark.parametrize("lik", ["poisson_shot", "poisson_ls", "poisson_gaussian", "poisson_direct"])
+def test_poisson_dps_norms_vanish_at_truth(lik):
+    n = PoissonNoise(rate=1.0, likelihood=lik)
+    y = (torch.randint(1, 255, (2, 3, 8, 8)) / 255.0).double()
+    assert n.dps_norm(y, y).max() < 1e-5
+    assert torch.all(n.dps_norm(y, y + 0.1) > 0.1)
+    x = (y + 0.05).requires_grad_(True)
+    (gr,) = torch.autograd.grad(n.dps_norm(y, x).sum(), x)
+    assert torch.isfinite(gr).all()
+
+
+def test_poisson_shot_is_weighted_ls():
+    n = PoissonNoise(rate=1.0, likelihood="poisson_shot")
+    y = torch.tensor([[[[0.2, 0.6]]]], dtype=torch.float64)
+    Ax = torch.tensor([[[[0.3, 0.5]]]], dtype=torch.float64)
+    k, lam = y * 255, Ax * 255
+    assert torch.allclose(n.fidelity(y, Ax), ((k - lam) ** 2 / (2 * k)).sum().view(1))
+
+
+def test_registry_errors():
+    assert isinstance(make_noise("gaussian", sigma=0.05), GaussianNoise)
+    with pytest.raises(KeyError, match="known"):
+        make_noise("laplace")
+    with pytest.raises(ValueError):
+        PoissonNoise(likelihood="bogus")

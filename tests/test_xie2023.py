@@ -1,0 +1,158 @@
+"""Xie et al. 2023: the U-Net, the training losses and schedules, resumable training, Table 1 derived from the code,
+and one end-to-end smoke run of every stage through the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from replicate.denoisers.xie_unet import XieUNet
+from replicate.training_score import (ScoreTrainConfig, neighbor_subsample, sigma_a_at, subsample_like, train)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny_net():
+    torch.manual_seed(0)
+    return XieUNet(3, width=32, num_res_blocks=1, channel_mult=(1, 2))
+
+
+def test_unet_shapes_zero_output_and_size_check():
+    net = tiny_net()
+    u = torch.randn(2, 3, 16, 16)
+    assert net(u).shape == u.shape and net(u).abs().max() == 0     # zero-initialised output convolution
+    with pytest.raises(ValueError, match="divisible by 2"):
+        net(torch.randn(1, 3, 15, 16))
+    full = XieUNet(3, width=128)                                     # the official configuration
+    assert 60e6 < sum(p.numel() for p in full.parameters()) < 75e6
+
+
+def test_sigma_a_schedule_is_linear_every_50_steps_and_held_for_the_last_50():
+    cfg = ScoreTrainConfig(steps=5000)
+    assert sigma_a_at(0, cfg) == 0.05 and sigma_a_at(49, cfg) == 0.05
+    assert sigma_a_at(50, cfg) < 0.05 and sigma_a_at(50, cfg) == sigma_a_at(99, cfg)
+    assert sigma_a_at(4950, cfg) == pytest.approx(1e-6) and sigma_a_at(4999, cfg) == pytest.approx(1e-6)
+    assert sigma_a_at(2470, cfg) == pytest.approx(0.05 + (1e-6 - 0.05) * 2450 / 4950, rel=1e-12)
+
+
+def test_neighbor_subsampler_takes_adjacent_pixels_of_each_cell():
+    y = torch.arange(2 * 3 * 8 * 8, dtype=torch.float64).reshape(2, 3, 8, 8)
+    g1, g2, choice = neighbor_subsample(y, torch.Generator().manual_seed(0))
+    assert g1.shape == (2, 3, 4, 4)
+    # in a 2x2 cell, adjacent pixels differ by 1 (horizontal) or 8 (vertical) in this ramp, never 9 (diagonal) or 0
+    d = (g1 - g2).abs()
+    assert set(d.unique().tolist()) <= {1.0, 8.0}
+    assert torch.equal(torch.stack(subsample_like(y, choice)), torch.stack([g1, g2]))
+
+
+def _data():
+    from replicate.data import dead_leaves
+
+    clean = [c * 255 for c in dead_leaves(2, 32, 3, seed=0)]
+    return clean, [c.clone() for c in clean]
+
+
+def test_ardae_lowers_its_loss(tmp_path):
+    clean, noisy = _data()
+    cfg = ScoreTrainConfig(steps=25, batch=4, micro_batch=4, crop=16, lr=3e-3, lr_milestones=(100,),
+                           sigma_a_start=0.2, sigma_a_end=0.2, checkpoint_every=1000)
+    log = train(tiny_net(), clean, noisy, cfg, tmp_path / "ardae.pt", progress=False)
+    first, last = sum(log["loss"][:5]) / 5, sum(log["loss"][-5:]) / 5
+    assert last < 0.95 * first, (first, last)   # zero-initialised output: the loss starts at E|u|^2 = 1
+
+
+class _Crash(torch.nn.Module):
+    """Wraps a net and raises at the k-th forward: a training run killed in the middle."""
+
+    def __init__(self, net, k):
+        super().__init__()
+        self.net, self.k, self.calls = net, k, 0
+
+    def forward(self, u):
+        self.calls += 1
+        if self.calls == self.k:
+            raise RuntimeError("killed")
+        return self.net(u)
+
+    def state_dict(self, *a, **kw):
+        return self.net.state_dict(*a, **kw)
+
+    def load_state_dict(self, *a, **kw):
+        return self.net.load_state_dict(*a, **kw)
+
+
+@pytest.mark.parametrize("method", ["supervised", "neighbor2neighbor"])
+def test_training_resumes_to_the_same_weights(tmp_path, method):
+    clean, _ = _data()
+    noisy = [c + 25 * torch.randn(c.shape, generator=torch.Generator().manual_seed(i)) for i, c in enumerate(clean)]
+    cfg = ScoreTrainConfig(method=method, steps=4, batch=2, micro_batch=1, crop=16, lr=1e-3, lr_milestones=(3,),
+                           checkpoint_every=2)
+    straight = tiny_net()
+    train(straight, clean, noisy, cfg, tmp_path / "a.pt", progress=False)
+    calls_per_step = 2 * (2 if method == "neighbor2neighbor" else 1)
+    crashed = tiny_net()
+    with pytest.raises(RuntimeError, match="killed"):
+        train(_Crash(crashed, 3 * calls_per_step + 1), clean, noisy, cfg, tmp_path / "b.pt", progress=False)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["step"] == 2    # the atomic checkpoint of step 2
+    resumed = tiny_net()
+    train(resumed, clean, noisy, cfg, tmp_path / "b.pt", progress=False)
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_table1_derived_from_the_code_matches_the_paper():
+    from replicate.report.xie2023 import table1
+
+    prm = {"noise": {}, "kernel": [[0.05, 0.1, 0.05], [0.1, 0.4, 0.1], [0.05, 0.1, 0.05]], "conv_eps": 0.0,
+           "poisson_score": "paper"}
+    _, mismatches = table1(prm)
+    assert mismatches == 0
+
+
+def test_smoke_stages_end_to_end_through_the_cli(tmp_path, mirror):
+    """train -> denoise -> robustness -> fig3 -> report on the smoke profile, in one interpreter (torch imports once)."""
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text())
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(params.read_text())
+    env = dict(os.environ, REPLICATE_PARAMS=str(params), REPLICATE_PROFILE="smoke", REPLICATE_THREADS="1",
+               REPLICATE_MIRROR=str(mirror), REPLICATE_OFFLINE="1", PYTHONPATH=str(REPO), TQDM_DISABLE="1")
+    code = ("import sys; from replicate.cli import main\n"
+            "for st in ('train', 'denoise', 'robustness', 'fig3', 'report'):\n"
+            "    assert main(['xie2023', st]) == 0\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    den = (work / "results/smoke/xie2023/denoise.csv").read_text().splitlines()
+    assert den[0].startswith("set,image_index,image,no,table") and len(den) > 4
+    summary = json.loads((work / "tables/smoke/xie2023/summary.json").read_text())
+    assert summary["items"]["Table 1"]["status"] == "reproduced"
+    assert any(c["id"] == "xie-equals-noise2score" and c["holds"] for c in summary["claims"])
+    assert (work / "figures/smoke/xie2023/fig2_robustness.png").stat().st_size > 1000
+    assert not list(work.rglob("*.tmp"))
+
+
+def test_checkpoints_are_keyed_by_training_parameters_only():
+    """The paper's point: a new solver or a new noise parameter at inference needs no retraining."""
+    import copy
+
+    import yaml
+
+    from replicate.experiments.xie2023 import checkpoint_path
+
+    prm = yaml.safe_load((REPO / "params.yaml").read_text())["xie2023"]["common"]
+    prm |= {"profile": "smoke", "seed": 0, "train_data": {"sources": ["embedded"]}}
+    base = checkpoint_path(prm, 1, "Ours")
+    other = copy.deepcopy(prm)
+    other["solver"] = {"iters": 50, "sd_solver": "quadratic"}
+    other["robustness"]["rates"] = [0.3]
+    other["noise"]["alpha"] = 3.0                      # a parameter model No.1 does not use
+    assert checkpoint_path(other, 1, "Ours") == base
+    other["noise"]["sigma"] = 50.0                     # its training data change: a new network
+    assert checkpoint_path(other, 1, "Ours") != base
+    assert checkpoint_path(prm, 1, "SL") != base
