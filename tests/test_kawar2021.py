@@ -172,13 +172,11 @@ def test_smoke_stages_through_cli(smoke_root):
 
 
 @pytest.mark.slow
-def test_denoise_rows_deterministic_and_order_free(tmp_path, monkeypatch):
+def test_denoise_rows_deterministic_and_order_free(tmp_path, monkeypatch, smoke_root):
     """Same seed -> same numbers, whichever image is computed first (seeds come from (run, image, sigma0, sample))."""
     from replicate import params as P
 
-    if not (REPO / "data/models/smoke/mohan2020/universal_color.pt").exists():
-        pytest.skip("smoke universal prior missing")
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(smoke_root)  # the smoke models live there (tests/conftest.py)
     prm = P.load("kawar2021", _private_params(tmp_path), profile="smoke")
     prm["figure_images"] = 0
     a = pd.DataFrame(K.denoise_rows(prm, "skimage_color", 0) + K.denoise_rows(prm, "skimage_color", 1))

@@ -208,16 +208,14 @@ def project(root: Path, params: dict, models: Path) -> Path:
 
 
 @pytest.mark.slow  # a real stage, 3 submitit jobs each importing torch: ~15 s on 2 idle cores, ~50 s on a busy one
-def test_mohan2020_generalization_as_three_slurm_shards_equals_the_unsharded_csv(tmp_path, monkeypatch):
+def test_mohan2020_generalization_as_three_slurm_shards_equals_the_unsharded_csv(tmp_path, monkeypatch, smoke_root):
     """The real stage through the CLI: unsharded in this process, then as 3 shards on submitit's local executor in a
     subprocess, as `dvc repro` would run it with `launcher: {kind: slurm, shards: 3}`."""
     import torch
 
     from replicate import cli
 
-    models = REPO / "data" / "models" / "smoke" / "mohan2020"
-    if not (models / "manifest.json").exists():
-        pytest.skip("smoke models missing: REPLICATE_PROFILE=smoke .venv/bin/python -m replicate mohan2020 models")
+    models = smoke_root / "data" / "models" / "smoke" / "mohan2020"  # trained once per session (tests/conftest.py)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["mohan2020"]["smoke"]["test_sets"]["skimage_gray"]["limit"] = 4  # 4 images: every shard has work
     params.pop("launcher", None)
