@@ -15,12 +15,6 @@ from replicate import params as P
 from replicate.experiments import chung2023 as C
 
 REPO = Path(__file__).resolve().parent.parent
-SMOKE_MODELS = REPO / "data" / "models" / "smoke" / "mohan2020"
-
-
-def scratch(smoke_root: Path) -> Path:
-    """The session's scratch project root (tests/conftest.py): params.yaml with every paper, smoke models trained."""
-    return smoke_root
 
 
 def load(work, profile="smoke") -> dict:
@@ -28,7 +22,7 @@ def load(work, profile="smoke") -> dict:
 
 
 def test_params_every_profile_and_paper_values(smoke_root):
-    work = scratch(smoke_root)
+    work = smoke_root  # scratch project root (tests/conftest.py)
     for profile in P.PROFILES:
         prm = load(work, profile)
         assert set(prm["tasks"]) == {"sr4", "inpaint_box", "inpaint_random", "deblur_gauss", "deblur_motion"}
@@ -47,7 +41,7 @@ def test_params_every_profile_and_paper_values(smoke_root):
 
 
 def test_linear_rows_deterministic(smoke_root, monkeypatch):
-    work = scratch(smoke_root)
+    work = smoke_root  # scratch project root (tests/conftest.py)
     monkeypatch.chdir(work)
     prm = load(work)
     prm["tasks"] = {k: prm["tasks"][k] for k in ("sr4", "deblur_motion")}
@@ -64,7 +58,7 @@ def test_linear_rows_deterministic(smoke_root, monkeypatch):
 
 
 def test_paper_profile_says_not_available(smoke_root, monkeypatch):
-    work = scratch(smoke_root)
+    work = smoke_root  # scratch project root (tests/conftest.py)
     monkeypatch.chdir(work)
     prm = load(work, "paper")
     prm["test_sets"] = {k: v for k, v in prm["test_sets"].items() if k in ("ffhq", "imagenet")}
@@ -77,7 +71,7 @@ def test_paper_profile_says_not_available(smoke_root, monkeypatch):
 
 
 def test_all_stages_end_to_end_through_the_cli(smoke_root):
-    work = scratch(smoke_root)
+    work = smoke_root  # scratch project root (tests/conftest.py)
     code = ("from replicate.cli import main\n"
             f"for s in {list(C.STAGES)!r}:\n    assert main(['chung2023', s]) == 0\n")
     env = dict(os.environ, REPLICATE_PROFILE="smoke", REPLICATE_THREADS="1", PYTHONPATH=str(REPO))

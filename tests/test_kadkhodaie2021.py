@@ -16,12 +16,6 @@ from replicate import params as P
 from replicate.experiments import kadkhodaie2021 as K
 
 REPO = Path(__file__).resolve().parent.parent
-SMOKE_MODELS = REPO / "data" / "models" / "smoke" / "mohan2020"
-
-
-def scratch(smoke_root: Path) -> Path:
-    """The session's scratch project root (tests/conftest.py): params.yaml with every paper, smoke models trained."""
-    return smoke_root
 
 
 def load(tmp_path, profile="smoke") -> dict:
@@ -29,7 +23,7 @@ def load(tmp_path, profile="smoke") -> dict:
 
 
 def test_params_every_profile_and_paper_values(smoke_root):
-    work = scratch(smoke_root)
+    work = smoke_root  # scratch project root (tests/conftest.py)
     for profile in P.PROFILES:
         prm = load(work, profile)
         assert set(prm["problems"]) == {"inpaint_block", "pixels_30", "pixels_10", "superres_4x4", "lowfreq_30",
@@ -53,7 +47,7 @@ def test_scheduled_steps_follow_the_recursion():
 
 
 def test_problem_operators_are_orthonormal_and_seeded_per_image(smoke_root):
-    prm = load(scratch(smoke_root), "mini")
+    prm = load(smoke_root, "mini")
     shape = (1, 24, 24)
     for problem in prm["problems"]:
         op = K.problem_operator(prm, problem, shape, "set", 0)
@@ -68,7 +62,7 @@ def test_problem_operators_are_orthonormal_and_seeded_per_image(smoke_root):
 
 
 def test_inverse_rows_deterministic_and_consistent(smoke_root, monkeypatch):
-    work = scratch(smoke_root)
+    work = smoke_root  # scratch project root (tests/conftest.py)
     monkeypatch.chdir(work)
     prm = load(work)
     first = K.inverse_rows(prm, "skimage_gray", 0)
@@ -81,7 +75,7 @@ def test_inverse_rows_deterministic_and_consistent(smoke_root, monkeypatch):
 
 
 def test_all_stages_end_to_end_through_the_cli(smoke_root):
-    work = scratch(smoke_root)
+    work = smoke_root  # scratch project root (tests/conftest.py)
     stages = ["synthesis", "toy", "inverse", "compressive", "performance", "report"]
     code = ("import sys; from replicate.cli import main\n"
             f"for s in {stages!r}:\n    assert main(['kadkhodaie2021', s]) == 0\n")
