@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-import pytest
+import pandas as pd
 import torch
 
 from conftest import smoke_env
@@ -60,4 +60,26 @@ def test_lecture_stages_end_to_end_on_smoke(smoke_root):
             assert (smoke_root / f).stat().st_size > 100, f
     assert {c["id"] for c in summary["claims"]} >= {"learned beats classic", "SNIPS beats least squares"}
     res = smoke_root / "results" / "smoke" / "elad_lecture"
+    per = pd.read_csv(res / "perception.csv")
+    samplers = set(per[per.kind == "posterior sample"].method)
+    assert {"SNIPS", "DDRM", "DPS", "stochastic denoiser (Kawar et al.)"} <= samplers, samplers
+    assert per.mse.notna().all() and (per.mse < 1).all()
     assert not list(res.glob("*.parts")) and not list(smoke_root.rglob("*.tmp"))
+
+
+def test_classic_table_compares_with_published_rows_only_on_full_sets():
+    from replicate import params as P
+    from replicate.report.elad_lecture import classic_comparisons
+
+    prm = P.load("elad_lecture", profile="paper")
+    rows = [{"set": "set12", "image_index": i, "denoiser": d, "sigma": s, "psnr": p + (0.1 if i % 2 else -0.1)}
+            for i in range(12) for d in ("BM3D", "DnCNN [0,55]")
+            for s, p in ((15, 32.37), (25, 29.97), (50, 26.72))]
+    rows += [{"set": "bsd68", "image_index": i, "denoiser": "BM3D", "sigma": 25, "psnr": 20.0} for i in range(5)]
+    got = {r["cell"]: r["verdict"] for r in classic_comparisons(prm, pd.DataFrame(rows))}
+    assert got["Set12 BM3D sigma=25"] == "reproduced"
+    assert got["Set12 DnCNN [0,55] sigma=25"] == "reported only"  # a different model than Zhang et al.'s DnCNN-S
+    assert got["BSD68 BM3D sigma=25"] == "not run at this scale"   # 5 of 68 images
+    assert "BSD68 BM3D sigma=15" not in got                         # nothing run there
+    far = pd.DataFrame(rows).assign(psnr=lambda d: d.psnr - 2.0)
+    assert {r["cell"]: r["verdict"] for r in classic_comparisons(prm, far)}["Set12 BM3D sigma=15"] == "differs"

@@ -1,9 +1,6 @@
 """Foundation pieces: params/profiles, atomic IO, seeding, data sets, the denoiser interface and its adapter."""
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import pytest
 import torch
 

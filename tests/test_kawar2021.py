@@ -56,6 +56,32 @@ def test_lsun_resize_then_center_crop_128_and_paper_order():
         N.lsun_transform(img, order="nope")
 
 
+def test_lsun_reads_the_published_lmdb_zip_layout(tmp_path):
+    """LSUN's *_val_lmdb.zip holds a folder with data.mdb / lock.mdb, keys = image ids, values = encoded images."""
+    import io
+    import zipfile
+
+    import lmdb
+    from PIL import Image as PILImage
+
+    db = tmp_path / "tower_val_lmdb"
+    env = lmdb.open(str(db), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for k, inner in enumerate((200, 100, 150)):
+            buf = io.BytesIO()
+            PILImage.fromarray(_framed(256, 384, inner, inner)).save(buf, format="PNG")  # lossless for the check
+            txn.put(f"img{k:02d}".encode(), buf.getvalue())
+    env.close()
+    zpath = tmp_path / "tower_val_lmdb.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        for f in db.iterdir():
+            z.write(f, f"tower_val_lmdb/{f.name}")
+    ims = N.load_lsun(zpath, 2)
+    assert [im.name for im in ims] == ["img00", "img01"]          # the first n in key order
+    assert all(im.pixels.shape == (3, 128, 128) for im in ims)
+    assert torch.allclose(ims[0].pixels, N.lsun_transform(_framed(256, 384, 200, 200)))
+
+
 def test_ffhq_256_and_test_split():
     assert N.ffhq_transform(np.zeros((1024, 1024, 3), np.uint8)).shape == (3, 256, 256)
     np.random.seed(5)

@@ -1,6 +1,4 @@
 """Operators of DPS / DDRM: adjoints, SVDs, pseudo-inverses, the exact resizer and blur kernels."""
-import math
-
 import numpy as np
 import pytest
 import torch

@@ -30,7 +30,6 @@ import hashlib
 import importlib.util
 import logging
 import os
-import shutil
 import sys
 import time
 import urllib.error

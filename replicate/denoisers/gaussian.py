@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from .base import Denoiser, sigma_like
+from .base import Denoiser
 
 _DENSE_LIMIT = 4096  # largest D for which dense (D, D) matrices are built
 

@@ -22,7 +22,6 @@ unit intensity (replicate/noise/measurement.py).
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import pandas as pd
 import torch
@@ -442,7 +441,7 @@ def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 def _per_image_stage(prm: dict, fn, name: str) -> None:
     """Every image of every available set through ``fn`` (scale-out parts, merged); sets whose data or checkpoint
     is not here are listed with the reason in <name>.unavailable.json and get no rows."""
-    from replicate.scaleout import merge, run_items, settings
+    from replicate.scaleout import run_per_image
 
     prm = effective(prm)
     out = runtime.results_dir(prm, PAPER) / f"{name}.csv"
@@ -452,10 +451,7 @@ def _per_image_stage(prm: dict, fn, name: str) -> None:
     if not sets:
         write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
         return
-    items = [(s, i) for s, ims in sets.items() for i in range(len(ims))]
-    parts = out.with_name(f"{name}.parts")
-    keys = run_items(partial(fn, prm), items, parts_dir=parts, fingerprint=prm, **settings())
-    merge(parts, out, order_by=keys, cleanup=True)
+    run_per_image(fn, prm, [(s, i) for s, ims in sets.items() for i in range(len(ims))], out)
 
 
 def stage_linear(prm: dict) -> None:

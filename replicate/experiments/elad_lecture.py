@@ -13,7 +13,8 @@ Stages (each writes per-image results under results/<profile>/elad_lecture/):
   snips       SNIPS posterior samples for noisy inpainting, SR x4, 5x5 uniform deblurring and 12.5% compressive
               sensing at sigma_0 = 25/255 (the lecture's slides).
   perception  denoising at a high sigma_0 by MMSE, MAP-like (PnP-ADMM, RED) and posterior samplers (Kawar et al.'s
-              stochastic denoiser, SNIPS): distortion (MSE) against a perception index, with the factor-2 bound.
+              stochastic denoiser, SNIPS, DDRM, DPS): distortion (MSE) against a perception index, with the
+              factor-2 bound.
   report      tables and figures (replicate/report/elad_lecture.py).
 
 One denoiser serves every stage but `classic`: `universal_denoiser(prm, "gray")` (self-trained small BF-DnCNN in
@@ -21,10 +22,8 @@ mini, the authors' universal BF-CNN in paper).
 """
 from __future__ import annotations
 
-import functools
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -119,14 +118,7 @@ def classic_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 
 
 def stage_classic(prm: dict) -> None:
-    from replicate.scaleout import merge, run_items, settings
-
-    c = prm["classic"]
-    items = [(name, i) for name, spec in c["test_sets"].items() for i in range(len(D.load_set(spec)))]
-    out = runtime.results_dir(prm, PAPER) / "classic.csv"
-    keys = run_items(functools.partial(classic_rows, prm), items, parts_dir=out.with_name("classic.parts"),
-                     fingerprint=prm, **settings())
-    merge(out.with_name("classic.parts"), out, order_by=keys, cleanup=True)
+    _run_per_image(prm, "classic", classic_rows, prm["classic"]["test_sets"])
 
 
 # ------------------------------------------------------------------------------------------------ inverse problems
@@ -218,13 +210,10 @@ def stage_inverse(prm: dict) -> None:
 
 
 def _run_per_image(prm: dict, stage: str, fn, test_sets: dict) -> None:
-    from replicate.scaleout import merge, run_items, settings
+    from replicate.scaleout import run_per_image
 
     items = [(name, i) for name, spec in test_sets.items() for i in range(len(D.load_set(spec)))]
-    out = runtime.results_dir(prm, PAPER) / f"{stage}.csv"
-    keys = run_items(functools.partial(fn, prm), items, parts_dir=out.with_name(f"{stage}.parts"), fingerprint=prm,
-                     **settings())
-    merge(out.with_name(f"{stage}.parts"), out, order_by=keys, cleanup=True)
+    run_per_image(fn, prm, items, runtime.results_dir(prm, PAPER) / f"{stage}.csv")
 
 
 # ------------------------------------------------------------------------------------------------ synthesis
@@ -308,6 +297,32 @@ def high_frequency(x: torch.Tensor) -> torch.Tensor:
     return 4 * x - sum(torch.roll(x, s, d) for s in (1, -1) for d in (-1, -2))
 
 
+def diffusion_samples(prm: dict, den: Denoiser, ident, y: torch.Tensor, s0: float, set_name: str,
+                      idx: int) -> dict[str, torch.Tensor]:
+    """DDRM and DPS posterior samples for denoising, driven by the same denoiser seen as an x0-predictor on the
+    1000-step VP schedule (vp.DenoiserX0, estimates clamped to [-1, 1] as the DPS code does), respaced to the stated
+    number of steps. One sample per row of ``y``.
+
+    DPS's step size: the DPS configs use 0.3-1.0 at 1000 steps and print none for denoising; ``scale`` is a stated
+    setting, multiplied by 1000 / steps when ``nfe_compensation`` (as the reduced-NFE profiles of chung2023)."""
+    from replicate.denoisers.vp import DenoiserX0
+    from replicate.noise import make_noise
+    from replicate.samplers import diffusion as Dm
+
+    c = prm["perception"]
+    noise = make_noise("gaussian", sigma=s0, scale="01")
+    x0_model = DenoiserX0(den, clip_denoised=True)
+    dd, dp = c["ddrm"], c["dps"]
+    gen = seeding.generator(prm["seed"], PAPER, "perception_ddrm", set_name, idx)
+    out = {"DDRM": Dm.ddrm(Dm.respaced(x0_model, dd["steps"]), ident, noise, y, generator=gen, eta=dd["eta"],
+                           eta_b=dd["eta_b"]).x}
+    scale = dp["scale"] * (1000.0 / dp["steps"] if dp["nfe_compensation"] else 1.0)
+    gen = seeding.generator(prm["seed"], PAPER, "perception_dps", set_name, idx)
+    out["DPS"] = Dm.dps(Dm.respaced(x0_model, dp["steps"]), ident, noise, y, scale=scale, generator=gen,
+                        shape=tuple(y.shape[1:])).x
+    return out
+
+
 def perception_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     """Denoising at sigma_0 by every estimator; per output: MSE, PSNR, and the perception index (see report)."""
     from replicate.metrics import psnr
@@ -343,6 +358,7 @@ def perception_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     outs["SNIPS"] = snips(den, ident, y.expand(S, -1, -1, -1), s0, geometric_ladder(sn["sigma_max"], sn["sigma_min"],
                                                                                   sn["levels"]),
                           eps=sn["eps"], T=sn["T"], shape=(S, *x.shape[1:]), generator=gen)
+    outs.update(diffusion_samples(prm, den, ident, y.expand(S, -1, -1, -1), s0, set_name, idx))
     rows, arrays = [], {"clean": x.numpy(), "noisy": y.numpy()}
     hf_clean = float(high_frequency(x).std())
     for method, est in outs.items():

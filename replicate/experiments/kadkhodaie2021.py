@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -296,13 +295,10 @@ def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 
 
 def _run_per_image(prm: dict, fn, csv_name: str, sets: dict) -> None:
-    from replicate.scaleout import merge, run_items, settings
+    from replicate.scaleout import run_per_image
 
     items = [(name, i) for name in sets for i in range(len(test_images(prm, name)))]
-    out = runtime.results_dir(prm, PAPER) / csv_name
-    parts = out.with_name(out.stem + ".parts")
-    keys = run_items(partial(fn, prm), items, parts_dir=parts, fingerprint=prm, **settings())
-    merge(parts, out, order_by=keys, cleanup=True)
+    run_per_image(fn, prm, items, runtime.results_dir(prm, PAPER) / csv_name)
 
 
 def stage_inverse(prm: dict) -> None:
@@ -364,14 +360,11 @@ def compressive_images(prm: dict) -> list[D.Image]:
 
 
 def stage_compressive(prm: dict) -> None:
-    from replicate.scaleout import merge, run_items, settings
+    from replicate.scaleout import run_per_image
 
     name = grid(prm)["compressive"]["test_set"]["source"]
     items = [(name, i) for i in range(len(compressive_images(prm)))]
-    out = runtime.results_dir(prm, PAPER) / "compressive.csv"
-    parts = out.with_name("compressive.parts")
-    keys = run_items(partial(compressive_rows, prm), items, parts_dir=parts, fingerprint=prm, **settings())
-    merge(parts, out, order_by=keys, cleanup=True)
+    run_per_image(compressive_rows, prm, items, runtime.results_dir(prm, PAPER) / "compressive.csv")
 
 
 # ----------------------------------------------------------------------------------------------- performance

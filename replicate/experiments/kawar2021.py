@@ -24,7 +24,6 @@ checked); any other prior on geometric_levels(sigma0, sigma_L, rate) with the ra
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -257,7 +256,7 @@ def _available_runs(prm: dict) -> tuple[list[str], list[dict]]:
 
 
 def _run_stage(prm: dict, fn, out_name: str) -> None:
-    from replicate.scaleout import merge, run_items, settings
+    from replicate.scaleout import run_per_image
 
     names, table = _available_runs(prm)
     out_dir = runtime.results_dir(prm, PAPER)
@@ -266,10 +265,7 @@ def _run_stage(prm: dict, fn, out_name: str) -> None:
     for name in names:
         n = len(load_images(prm, name))
         items += [(name, i) for i in range(n)]
-    out = out_dir / f"{out_name}.csv"
-    parts = out.with_name(f"{out_name}.parts")
-    keys = run_items(partial(fn, prm), items, parts_dir=parts, fingerprint=prm, **settings())
-    merge(parts, out, order_by=keys, cleanup=True)
+    run_per_image(fn, prm, items, out_dir / f"{out_name}.csv")
 
 
 def stage_denoise(prm: dict) -> None:

@@ -16,7 +16,6 @@ import copy
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -223,18 +222,13 @@ def generalization_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 def stage_generalization(prm: dict) -> None:
     """Every test image through `generalization_rows`, sharded as params.yaml's `launcher:` block says (default: this
     process), one part file per image (a rerun resumes), merged into the same CSV as an unsharded run."""
-    from functools import partial
-
-    from replicate.scaleout import merge, run_items, settings
+    from replicate.scaleout import run_per_image
 
     g = grid(prm)
     limit = g.get("images")  # the CPU subset may take only the first images of each set
     items = [(set_name, idx) for set_name, images in test_sets(prm, g["test_sets"]).items()
              for idx in range(min(len(images), limit or len(images)))]
-    out = runtime.results_dir(prm, PAPER) / "generalization.csv"
-    parts = out.with_name("generalization.parts")
-    keys = run_items(partial(generalization_rows, prm), items, parts_dir=parts, fingerprint=prm, **settings())
-    merge(parts, out, order_by=keys, cleanup=True)
+    run_per_image(generalization_rows, prm, items, runtime.results_dir(prm, PAPER) / "generalization.csv")
 
 def random_patches(images: list[D.Image], n: int, size: int, gen: torch.Generator) -> torch.Tensor:
     out = []

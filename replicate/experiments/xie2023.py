@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -375,15 +374,11 @@ def robustness_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 
 
 def _per_image_stage(prm: dict, fn, name: str, set_names=None) -> None:
-    from replicate.scaleout import merge, run_items, settings
+    from replicate.scaleout import run_per_image
 
-    g = grid(prm)
-    names = set_names or g["test_sets"]
+    names = set_names or grid(prm)["test_sets"]
     items = [(s, i) for s, images in test_sets(prm, names).items() for i in range(len(images))]
-    out = runtime.results_dir(prm, PAPER) / f"{name}.csv"
-    parts = out.with_name(f"{name}.parts")
-    keys = run_items(partial(fn, prm), items, parts_dir=parts, fingerprint=prm, **settings())
-    merge(parts, out, order_by=keys, cleanup=True)
+    run_per_image(fn, prm, items, runtime.results_dir(prm, PAPER) / f"{name}.csv")
 
 
 def stage_denoise(prm: dict) -> None:

@@ -4,14 +4,13 @@ Reads only the stage outputs in results/<profile>/xie2023/ (denoise.csv, robustn
 """
 from __future__ import annotations
 
-import re
 
 import numpy as np
 import pandas as pd
 import torch
 
 from replicate import runtime
-from replicate.experiments.xie2023 import METHODS, PAPER, TABLE_OF, applicable, grid, noise_model
+from replicate.experiments.xie2023 import METHODS, PAPER, applicable, grid, noise_model
 from replicate.io import save_figure
 from replicate.report import stats
 from replicate.report.common import (DIFFERS, NOT_RUN_AT_SCALE, PRODUCED, REPRODUCED, claim_record, markdown_table,

@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Iterable
 
-from replicate.scaleout.shards import Parts, default_key, indices_for
+from replicate.scaleout.shards import Parts, default_key, indices_for, merge
 
 log = logging.getLogger(__name__)
 
@@ -304,3 +304,15 @@ def run_items(fn: Callable, items: Iterable, *, launcher: str = "local", workers
     if missing:
         raise RuntimeError(f"{len(missing)} items unfinished (first: {missing[:5]}); rerun to resume")
     return keys
+
+
+def run_per_image(fn: Callable, prm: dict, items: Iterable, out_csv: str | Path) -> Path:
+    """The per-image stage of every paper: ``fn(prm, *item)`` for each item (typically ``(set name, image index)``),
+    resumable and sharded as params.yaml's ``launcher:`` block says, parts in ``<out_csv stem>.parts`` fingerprinted
+    by ``prm`` (changed parameters recompute everything), merged into ``out_csv`` in item order."""
+    from functools import partial
+
+    out_csv = Path(out_csv)
+    parts = out_csv.with_name(out_csv.stem + ".parts")
+    keys = run_items(partial(fn, prm), items, parts_dir=parts, fingerprint=prm, **settings())
+    return merge(parts, out_csv, order_by=keys, cleanup=True)
