@@ -11,8 +11,9 @@
                      gamma_t = gamma * t / T with gamma = 2 (the official code's increase_ratio, ramped per epoch there,
                      per step here)
 Common: AdamW, lr 1e-4 then 1e-5 after step 4000 of 5000, random crops (128x128 in the paper), batch 32 with gradient
-accumulation over micro-batches; the noisy training images are generated once and kept fixed ("generated and fixed
-through the training process"), including the training-only Gaussian sigma_e = 5 of the non-Gaussian models.
+accumulation over micro-batches; the noisy training images are fixed ("generated and fixed through the training
+process"), including the training-only Gaussian sigma_e = 5 of the non-Gaussian models, and drawn tile by tile on
+demand from seeded generators (FixedNoisyImages) so that no noisy copy of the training set is stored.
 Every random draw of step t comes from a generator seeded by (seed, t), so a run resumed from a checkpoint gives the
 same weights as an uninterrupted one. Checkpoints are written atomically.
 """
@@ -75,18 +76,82 @@ def from_net(u: torch.Tensor) -> torch.Tensor:
     return (u + 1.0) * SCALE
 
 
-def random_crops(clean: list[torch.Tensor], noisy: list[torch.Tensor], n: int, crop: int, gen: torch.Generator):
-    """n aligned random crops (x, y) from the image lists (C, H, W), each drawn from `gen`."""
+class FixedNoisyImages:
+    """Clean training images with their noisy versions, "generated and fixed through the training process" (Sec. 4),
+    without storing the noisy set: image i is cut into ``tile`` x ``tile`` tiles and tile (r, c) always takes its draws
+    (the noise model's pixel_draws, then the training-only Gaussian ``extra_sigma``) from the generator seeded by
+    (``key``, i, r, c). Any crop therefore sees the same fixed noise, and memory is the clean images as uint8 only
+    (a float32 noisy copy of DIV2K's 800 2K images would be ~27 GB per noise model). A correlated model's convolution
+    A is applied to the crop with a halo of wrapped neighbours, which gives exactly the full image's circular A there.
+
+    clean: (C, H, W) images, uint8 or floats on 0-255 (stored as uint8: 8-bit like every dataset used).
+    noise: a replicate.noise.xie2023.NoiseModel, or None for noise-free pairs.
+    """
+
+    def __init__(self, clean: list[torch.Tensor], noise=None, *, key: tuple = (), extra_sigma: float = 0.0,
+                 tile: int = 64):
+        self.clean = [c if c.dtype == torch.uint8 else c.round().clamp(0, 255).to(torch.uint8) for c in clean]
+        self.noise, self.key, self.extra_sigma, self.tile = noise, tuple(key), float(extra_sigma), int(tile)
+        self.halo = (noise.a_op.kernel.shape[0] // 2) if noise is not None and noise.correlated else 0
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def size(self, i: int) -> tuple[int, int]:
+        return tuple(self.clean[i].shape[-2:])
+
+    def _tile_draws(self, i: int, r: int, c: int):
+        t = self.tile
+        x = self.clean[i][:, r * t:(r + 1) * t, c * t:(c + 1) * t].float()
+        gen = seeding.generator(*self.key, i, r, c)
+        field, mix = self.noise.pixel_draws(x, gen)
+        extra = torch.zeros_like(x) if mix is None else mix
+        if self.extra_sigma:
+            extra = extra + self.extra_sigma * torch.randn(x.shape, generator=gen)
+        return field, extra
+
+    def _mosaic(self, i: int, rows: torch.Tensor, cols: torch.Tensor):
+        """(field, extra) at the pixels rows x cols (absolute, already wrapped) of image i."""
+        t = self.tile
+        tr, tc = torch.unique(rows // t).tolist(), torch.unique(cols // t).tolist()
+        draws = {(r, c): self._tile_draws(i, r, c) for r in tr for c in tc}
+        # position of every wanted pixel in the mosaic of its tiles (sorted; only the image's last tile can be
+        # smaller than `tile`, and it comes last, so full-tile offsets hold)
+        row_pos = torch.searchsorted(torch.tensor(tr), rows // t) * t + rows % t
+        col_pos = torch.searchsorted(torch.tensor(tc), cols // t) * t + cols % t
+        out = []
+        for part in (0, 1):
+            mosaic = torch.cat([torch.cat([draws[r, c][part] for c in tc], dim=-1) for r in tr], dim=-2)
+            out.append(mosaic[:, row_pos][:, :, col_pos])
+        return out
+
+    def crop(self, i: int, top: int, left: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) on 0-255, (C, size, size) float32: the clean crop and its fixed noisy version."""
+        x = self.clean[i][:, top:top + size, left:left + size].float()
+        if self.noise is None:
+            return x, x.clone()
+        h, (H, W) = self.halo, self.size(i)
+        rows = torch.arange(top - h, top + size + h) % H
+        cols = torch.arange(left - h, left + size + h) % W
+        field, extra = self._mosaic(i, rows, cols)
+        xh = self.clean[i][:, rows][:, :, cols].float()
+        y = self.noise.from_draws(xh, field)[:, h:h + size, h:h + size]
+        return x, y + extra[:, h:h + size, h:h + size]
+
+
+def random_crops(pairs: FixedNoisyImages, n: int, crop: int, gen: torch.Generator):
+    """n aligned random crops (x, y) of the training pairs, each drawn from `gen`."""
     xs, ys = [], []
     for _ in range(n):
-        i = int(torch.randint(len(clean), (1,), generator=gen))
-        h, w = clean[i].shape[-2:]
+        i = int(torch.randint(len(pairs), (1,), generator=gen))
+        h, w = pairs.size(i)
         if h < crop or w < crop:
             raise ValueError(f"training image {i} is {h}x{w}, smaller than the crop {crop}; lower `crop`")
         top = int(torch.randint(h - crop + 1, (1,), generator=gen))
         left = int(torch.randint(w - crop + 1, (1,), generator=gen))
-        xs.append(clean[i][:, top:top + crop, left:left + crop])
-        ys.append(noisy[i][:, top:top + crop, left:left + crop])
+        x, y = pairs.crop(i, top, left, crop)
+        xs.append(x)
+        ys.append(y)
     return torch.stack(xs), torch.stack(ys)
 
 
@@ -140,8 +205,8 @@ def loss_for(net, cfg: ScoreTrainConfig, step: int, x255, y255, gen: torch.Gener
 
 
 # ------------------------------------------------------------------------------------------- loop
-def train(net: torch.nn.Module, clean: list[torch.Tensor], noisy: list[torch.Tensor], cfg: ScoreTrainConfig,
-          checkpoint: str | Path, *, fresh_noise=None, device="cpu", fingerprint=None, progress: bool = True) -> dict:
+def train(net: torch.nn.Module, pairs: FixedNoisyImages, cfg: ScoreTrainConfig, checkpoint: str | Path, *,
+          fresh_noise=None, device="cpu", fingerprint=None, progress: bool = True) -> dict:
     """Train `net` in place; resume from / skip with `checkpoint` when its fingerprint matches. Returns the log."""
     checkpoint = Path(checkpoint)
     fp = {"config": asdict(cfg), "fingerprint": fingerprint}
@@ -175,7 +240,7 @@ def train(net: torch.nn.Module, clean: list[torch.Tensor], noisy: list[torch.Ten
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(accum):
-            x, y = random_crops(clean, noisy, cfg.micro_batch, cfg.crop, gen)
+            x, y = random_crops(pairs, cfg.micro_batch, cfg.crop, gen)
             loss = loss_for(net, cfg, step, x.to(device), y.to(device), gen, fresh_noise) / accum
             loss.backward()
             total += float(loss.detach())

@@ -183,3 +183,15 @@ def test_validation_rejects_bad_catalogues():
 def test_unknown_paper_raises():
     with pytest.raises(KeyError):
         catalog.items("nobody2099")
+
+
+def test_report_says_profile_not_run_rather_than_not_implemented_when_a_profile_has_no_results():
+    from replicate.report.build import claim_status, item_status
+
+    item = {"id": "Table 9", "kind": "table", "needs": []}
+    assert item_status(item, None)[0] == "profile not run"
+    assert item_status(item, {"items": {}, "claims": []})[0] == "not implemented yet"   # run, but no such output
+    assert item_status(item, {"items": {"Table 9": {"status": "differs"}}, "claims": []})[0] == "differs"
+    claim = {"id": "Claim: x", "kind": "claim", "needs": []}
+    assert claim_status(claim, None)[0] == "profile not run"
+    assert claim_status({**claim, "needs": ["external:not a file"]}, None)[0] == "not available here"

@@ -163,3 +163,15 @@ def test_nonuniform_blur_unavailable_says_why(tmp_path):
 def test_unknown_operator_message():
     with pytest.raises(KeyError, match="known"):
         make_operator("nope")
+
+
+def test_nonuniform_blur_latent_is_fixed_unless_resampled_like_the_dps_code():
+    net = lambda x, z: x * 0 + 0.5 * z.abs().mean()  # noqa: E731 (the output shows which latent was used)
+    fixed = make_operator("nonlinear_blur", net=net, seed=3)
+    x = torch.zeros(1, 3, 4, 4)
+    assert torch.equal(fixed(x), fixed(x))
+    again = make_operator("nonlinear_blur", net=net, seed=3, resample_latent=True)
+    first, second = again(x), again(x)
+    assert not torch.equal(first, second)
+    replay = make_operator("nonlinear_blur", net=net, seed=3, resample_latent=True)
+    assert torch.equal(replay(x), first) and torch.equal(replay(x), second)       # seeded: the same sequence

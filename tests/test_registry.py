@@ -277,6 +277,23 @@ def test_fetch_set_reports_every_missing_file_at_once(server, tmp_path, monkeypa
     assert not ok and "2 of 3" in reason
 
 
+def test_obtain_downloads_what_a_stage_needs_and_says_why_not_offline(server, tmp_path, monkeypatch):
+    """Stages ask ``obtain`` (not the no-network ``availability``), so the paper profile downloads its datasets."""
+    assets = [_serve(server, f"/d/{n}.bin", _payload(50, seed=i), set_name="test/data") for i, n in enumerate("ab")]
+    table = tmp_path / "registry.tsv"
+    _write_registry(table, assets)
+    monkeypatch.setattr(registry, "DEFAULT_REGISTRY", table)
+    ok, reason = registry.obtain("test/data", offline=True, progress=False)
+    assert not ok and "2 of 2" in reason and not server.requests          # offline: nothing asked of the network
+    assert registry.obtain("test/data", progress=False, retries=1) == (True, "")
+    assert all(registry.cache_path(a).exists() for a in assets) and registry.availability("test/data")[0]
+    gone = _serve(server, "/d/c.bin", b"", set_name="test/data")
+    del server.files[urlpath(gone)]
+    _write_registry(table, [*assets, gone])
+    ok, reason = registry.obtain("test/data", progress=False, retries=1)
+    assert not ok and "1 of 3" in reason and "download" in reason and gone.url in reason
+
+
 def urlpath(asset: Asset) -> str:
     return "/" + asset.url.split("/", 3)[3]
 

@@ -3,6 +3,7 @@ failed items are retried and finished ones never rerun; killed runs resume witho
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -280,3 +281,25 @@ def test_benchmark_writes_its_csv(tmp_path):
     assert benchmark.main(["--items", "8", "--size", "16", "--workers", "1", "--out", str(tmp_path / "b.csv")]) == 0
     row = pd.read_csv(tmp_path / "b.csv").iloc[0]
     assert row.workers == 1 and row.speedup == 1 and row.images_per_s > 0 and row.load_1min_before >= 0
+
+
+def _rows_with_side_file(prm: dict, set_name: str, index: int) -> list[dict]:
+    """A per-image function that, like the papers' stages, also writes a file of its own (example arrays)."""
+    Path(prm["side"]).mkdir(exist_ok=True)
+    (Path(prm["side"]) / f"{set_name}_{index}.txt").write_text("x")
+    return toy.rows(set_name, index)
+
+
+def test_parts_whose_side_files_dvc_deleted_are_recomputed(tmp_path, audit):
+    """DVC deletes a stage's outputs before rerunning it: after an interrupted run the finished parts would
+    otherwise be merged without the example files their items wrote."""
+    from replicate.scaleout import run_per_image
+
+    prm, side, out = {"side": str(tmp_path / "examples")}, tmp_path / "examples", tmp_path / "rows.csv"
+    items = ITEMS[:3]
+    run_items(partial(_rows_with_side_file, prm), items[:2], parts_dir=tmp_path / "rows.parts", fingerprint=prm)
+    shutil.rmtree(side)                                   # what `dvc repro` does to the stage's outputs
+    run_per_image(_rows_with_side_file, prm, items, out, side_dir=side)
+    assert sorted(p.name for p in side.iterdir()) == [f"a_{i}.txt" for i in range(3)]
+    assert len(events(audit)) == 2 * 2 + 2 * 3           # the two finished items ran again, then all three
+    assert len(pd.read_csv(out)) == sum(len(toy.rows(*it)) for it in items)

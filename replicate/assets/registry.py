@@ -544,6 +544,24 @@ def availability(set_name: str) -> tuple[bool, str]:
                    f"({how}); run `python -m replicate.assets.registry fetch {set_name}`")
 
 
+def obtain(set_name: str, **fetch_kwargs) -> tuple[bool, str]:
+    """What a stage asks before it uses a set: (True, "") when every file is here or could be fetched now (mirror,
+    then a verified download unless offline), else (False, a short reason). ``availability`` is the no-network
+    check for status lines; this one downloads, so `dvc exp run -S profile=paper` on a machine with internet gets
+    its datasets without a separate step."""
+    ok, why = availability(set_name)
+    if ok:
+        return True, ""
+    if _offline(fetch_kwargs.get("offline")):
+        return False, why
+    try:
+        fetch_set(set_name, **fetch_kwargs)
+    except AssetUnavailable as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        return False, f"{why}; download: {' '.join(lines[1:3])}"
+    return True, ""
+
+
 # ---------------------------------------------------------------------------------------------- messages
 
 

@@ -57,11 +57,11 @@ def effective(prm: dict) -> dict:
 
 def load_image_set(prm: dict, name: str) -> list[D.Image]:
     """One evaluation set; raises Unavailable (with the registry's reason) if its files are not here."""
-    from replicate.assets.registry import availability
+    from replicate.assets.registry import obtain
 
     spec = prm["test_sets"][name]
     if spec["source"] in ("ffhq256", "imagenet256"):
-        ok, why = availability(spec["asset_set"])
+        ok, why = obtain(spec["asset_set"])
         if not ok:
             raise Unavailable(f"{name}: {why}")
         return _paper_images(spec)
@@ -241,11 +241,11 @@ def run_method(prm: dict, method: str, op, noise, y: torch.Tensor, task: str, ge
 
 
 def compensation(prm: dict, steps: int) -> float:
-    """Step-size factor for runs with fewer than 1000 steps. The DPS pull on the measurement adds up over the steps
-    (we measured that steps x scale is what matters: 200 steps at 0.3 ~ 50 steps at 1.0), so with
-    ``dps_nfe_compensation`` the paper's per-step size is multiplied by 1000 / NFE to keep its total. 1 at 1000 NFE
-    (the paper); a stated setting of the reduced-NFE profiles, not a value from the paper."""
-    return 1000.0 / steps if prm.get("dps_nfe_compensation") else 1.0
+    """The DPS / MCG step-size factor of this profile (samplers.diffusion.nfe_compensation, on when
+    ``dps_nfe_compensation``)."""
+    from replicate.samplers.diffusion import nfe_compensation
+
+    return nfe_compensation(steps, bool(prm.get("dps_nfe_compensation")))
 
 
 def x0_model_cached(prm, kind: str):
@@ -451,7 +451,8 @@ def _per_image_stage(prm: dict, fn, name: str) -> None:
     if not sets:
         write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
         return
-    run_per_image(fn, prm, [(s, i) for s, ims in sets.items() for i in range(len(ims))], out)
+    side = out.with_name(f"examples_{name}") if name in ("linear", "phase_retrieval") else None
+    run_per_image(fn, prm, [(s, i) for s, ims in sets.items() for i in range(len(ims))], out, side_dir=side)
 
 
 def stage_linear(prm: dict) -> None:

@@ -213,7 +213,9 @@ def _run_per_image(prm: dict, stage: str, fn, test_sets: dict) -> None:
     from replicate.scaleout import run_per_image
 
     items = [(name, i) for name, spec in test_sets.items() for i in range(len(D.load_set(spec)))]
-    run_per_image(fn, prm, items, runtime.results_dir(prm, PAPER) / f"{stage}.csv")
+    out = runtime.results_dir(prm, PAPER)
+    side = out / f"{stage}_arrays" if stage in ("snips", "perception") else None
+    run_per_image(fn, prm, items, out / f"{stage}.csv", side_dir=side)
 
 
 # ------------------------------------------------------------------------------------------------ synthesis
@@ -316,7 +318,7 @@ def diffusion_samples(prm: dict, den: Denoiser, ident, y: torch.Tensor, s0: floa
     gen = seeding.generator(prm["seed"], PAPER, "perception_ddrm", set_name, idx)
     out = {"DDRM": Dm.ddrm(Dm.respaced(x0_model, dd["steps"]), ident, noise, y, generator=gen, eta=dd["eta"],
                            eta_b=dd["eta_b"]).x}
-    scale = dp["scale"] * (1000.0 / dp["steps"] if dp["nfe_compensation"] else 1.0)
+    scale = dp["scale"] * Dm.nfe_compensation(dp["steps"], dp["nfe_compensation"])
     gen = seeding.generator(prm["seed"], PAPER, "perception_dps", set_name, idx)
     out["DPS"] = Dm.dps(Dm.respaced(x0_model, dp["steps"]), ident, noise, y, scale=scale, generator=gen,
                         shape=tuple(y.shape[1:])).x

@@ -45,12 +45,12 @@ def runs(prm: dict) -> dict:
 
 def run_availability(prm: dict, name: str) -> tuple[bool, str]:
     """(available, reason): registry sets the run needs (checkpoint, data set), and the universal prior's file."""
-    from replicate.assets.registry import availability
+    from replicate.assets.registry import obtain
 
     r = runs(prm)[name]
     reasons = []
     for set_name in r.get("needs", []):
-        ok, why = availability(set_name)
+        ok, why = obtain(set_name)
         if not ok:
             reasons.append(f"{set_name}: {why.splitlines()[0]}")
     if r["prior"]["kind"] == "universal" and prm["profile"] != "paper":
@@ -265,7 +265,7 @@ def _run_stage(prm: dict, fn, out_name: str) -> None:
     for name in names:
         n = len(load_images(prm, name))
         items += [(name, i) for i in range(n)]
-    run_per_image(fn, prm, items, out_dir / f"{out_name}.csv")
+    run_per_image(fn, prm, items, out_dir / f"{out_name}.csv", side_dir=out_dir / f"arrays_{out_name}")
 
 
 def stage_denoise(prm: dict) -> None:

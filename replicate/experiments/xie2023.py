@@ -136,21 +136,26 @@ def sigma_e_for(prm: dict, model: NoiseModel) -> float:
 
 # ----------------------------------------------------------------------------------------------- data
 def training_images(prm: dict) -> tuple[list[torch.Tensor], list[str]]:
-    """Clean training images (C, H, W) in [0, 1] and notes on what was not available."""
+    """Clean training images, (3, H, W) uint8, and notes on what was not available. `paper`: DIV2K's 800 training
+    images (zip from the registry) + CBSD432; `mini` / `smoke`: embedded dead leaves and photographs."""
     td, notes = prm["train_data"], []
     images: list[torch.Tensor] = []
     for src in td["sources"]:
         if src == "embedded":
-            images += list(D.dead_leaves(td.get("dead_leaves", 8), td.get("leaves_size", 96), 3, seed=prm["seed"]))
+            images += [D.to_uint8(x) for x in D.dead_leaves(td.get("dead_leaves", 8), td.get("leaves_size", 96), 3,
+                                                           seed=prm["seed"])]
             crop = td.get("photo_crop")
-            images += [im.pixels for im in D.skimage_set(D.SKIMAGE_COLOR_TRAIN, gray=False, crop=crop)]
+            images += [D.to_uint8(im.pixels) for im in D.skimage_set(D.SKIMAGE_COLOR_TRAIN, gray=False, crop=crop)]
         elif src == "div2k":
-            from replicate.assets.registry import availability
+            from replicate.assets.registry import fetch, obtain
 
-            ok, why = availability("datasets/div2k")
-            notes.append("DIV2K " + ("present but not wired (zip archive)" if ok else f"not available here: {why}"))
+            ok, why = obtain("datasets/div2k")
+            if ok:
+                images += D.zip_images_uint8(fetch("datasets/div2k/DIV2K_train_HR.zip"), limit=td.get("limit"))
+            else:
+                notes.append(f"DIV2K not available here: {why}")
         elif src in D.MIRROR_SETS:
-            images += [im.pixels for im in D.mirror_set(src, gray=False, limit=td.get("limit"))]
+            images += [D.to_uint8(im.pixels) for im in D.mirror_set(src, gray=False, limit=td.get("limit"))]
         else:
             raise KeyError(f"unknown training source {src!r} (embedded, div2k, or one of {list(D.MIRROR_SETS)})")
     if not images:
@@ -158,16 +163,12 @@ def training_images(prm: dict) -> tuple[list[torch.Tensor], list[str]]:
     return images, notes
 
 
-def fixed_noisy(prm: dict, model: NoiseModel, clean255: list[torch.Tensor], extra_sigma: float) -> list[torch.Tensor]:
-    """The training set's noisy images, generated once per (model, image) and kept fixed (Sec. 4)."""
-    out = []
-    for i, x in enumerate(clean255):
-        gen = seeding.generator(prm["seed"], PAPER, "train-noise", model.no, i)
-        y = model.sample(x[None], gen)[0]
-        if extra_sigma:
-            y = y + extra_sigma * torch.randn(y.shape, generator=gen)
-        out.append(y)
-    return out
+def training_pairs(prm: dict, model: NoiseModel, clean: list[torch.Tensor], extra_sigma: float):
+    """The training set with its fixed noisy images (Sec. 4) for one noise model, drawn tile by tile on demand."""
+    from replicate.training_score import FixedNoisyImages
+
+    return FixedNoisyImages(clean, model, key=(prm["seed"], PAPER, "train-noise", model.no),
+                            extra_sigma=extra_sigma, tile=prm["train_data"].get("noise_tile", 64))
 
 
 def test_sets(prm: dict, names=None) -> dict[str, list[D.Image]]:
@@ -175,12 +176,22 @@ def test_sets(prm: dict, names=None) -> dict[str, list[D.Image]]:
 
 
 # ----------------------------------------------------------------------------------------------- networks
-def make_net(prm: dict):
-    from replicate.denoisers.xie_unet import XieUNet
+def make_net(prm: dict, method: str):
+    """The U-Net of every method (App. B: the same network for all); the image-to-image baselines (SL, Nr2N, Nb2Nb)
+    predict their output directly, or u + net(u) with ``baseline_output: residual`` (see ResidualOutput)."""
+    from replicate.denoisers.xie_unet import ResidualOutput, XieUNet
 
     a = prm["arch"]
-    return XieUNet(3, width=a["width"], num_res_blocks=a["num_res_blocks"], channel_mult=tuple(a["channel_mult"]),
-                   dropout=a.get("dropout", 0.0))
+    net = XieUNet(3, width=a["width"], num_res_blocks=a["num_res_blocks"], channel_mult=tuple(a["channel_mult"]),
+                  dropout=a.get("dropout", 0.0))
+    return ResidualOutput(net) if method != "Ours" and baseline_output(prm) == "residual" else net
+
+
+def baseline_output(prm: dict) -> str:
+    out = prm.get("baseline_output", "direct")
+    if out not in ("direct", "residual"):
+        raise ValueError(f"xie2023.baseline_output must be 'direct' or 'residual', got {out!r}")
+    return out
 
 
 def train_fingerprint(prm: dict, no: int, method: str) -> dict:
@@ -189,7 +200,8 @@ def train_fingerprint(prm: dict, no: int, method: str) -> dict:
     return {"paper": PAPER, "no": no, "method": method, "noise": model.relevant_params(),
             "correlated": model.correlated, "kernel": prm["kernel"] if model.correlated else None,
             "sigma_e": sigma_e_for(prm, model) if method == "Ours" else 0.0, "arch": prm["arch"],
-            "train": prm["train"], "train_data": prm["train_data"], "seed": prm["seed"]}
+            "train": prm["train"], "train_data": prm["train_data"], "seed": prm["seed"],
+            "output": "score" if method == "Ours" else baseline_output(prm)}
 
 
 def checkpoint_path(prm: dict, no: int, method: str):
@@ -215,18 +227,17 @@ def stage_train(prm: dict) -> None:
     from replicate.training_score import train
 
     clean, notes = training_images(prm)
-    clean255 = [c * 255.0 for c in clean]
     dev = runtime.device(prm)
     rows = []
     for no, method in tqdm(runs(prm), desc="xie2023 training runs"):
         model = noise_model(prm, no)
         ckpt = checkpoint_path(prm, no, method)
         cached = ckpt.exists() and torch.load(ckpt, map_location="cpu", weights_only=False).get("complete", False)
-        noisy = fixed_noisy(prm, model, clean255, sigma_e_for(prm, model) if method == "Ours" else 0.0)
+        pairs = training_pairs(prm, model, clean, sigma_e_for(prm, model) if method == "Ours" else 0.0)
         torch.manual_seed(seeding.derive_seed(prm["seed"], PAPER, "init", no, method))
-        net = make_net(prm)
+        net = make_net(prm, method)
         cfg = train_config(prm, no, method)
-        log = train(net, clean255, noisy, cfg, ckpt, fresh_noise=additive_noise(model) if method == "Nr2N" else None,
+        log = train(net, pairs, cfg, ckpt, fresh_noise=additive_noise(model) if method == "Nr2N" else None,
                     device=dev, fingerprint=train_fingerprint(prm, no, method))
         k = max(1, len(log["loss"]) // 10)
         rows.append({"no": no, "method": method, "checkpoint": ckpt.name, "cached": cached, "steps": len(log["loss"]),
@@ -234,6 +245,38 @@ def stage_train(prm: dict) -> None:
                      "seconds": round(log["seconds"], 2), "train_images": len(clean),
                      "parameters": sum(p.numel() for p in net.parameters()), "notes": "; ".join(notes)})
     write_csv(runtime.results_dir(prm, PAPER) / "training.csv", pd.DataFrame(rows))
+    write_csv(runtime.results_dir(prm, PAPER) / "training_cost.csv", pd.DataFrame([paper_training_cost(prm)]))
+
+
+def paper_training_cost(prm: dict, reps: int = 2) -> dict:
+    """The paper profile's training bill, from a measurement here: seconds of one forward + backward of the paper's
+    U-Net (its `arch`) on one crop of ``cost_measure_crop`` px on this machine, scaled by pixels to the paper's crop
+    (convolutions cost in proportion to pixels), times the crops of the full grid (runs x steps x batch; Nb2Nb
+    counts twice, its loss runs the net on y and on the sub-image), in CPU-hours and in GPU-hours at the report's
+    ASSUMED CPU->GPU factor (report/costs.py)."""
+    from replicate import params as P
+    from replicate.report.costs import CPU_TO_GPU
+
+    paper = P.load(PAPER, profile="paper")
+    full = {**paper, "cpu_subset": None}                    # the whole grid, as on a GPU
+    t = paper["train"]
+    torch.manual_seed(0)
+    net = make_net(paper, "SL")
+    side = int(prm.get("cost_measure_crop", t["crop"]))
+    u = torch.randn(1, 3, side, side)
+    seconds = []
+    for _ in range(reps + 1):                               # the first pass warms up
+        t0 = time.perf_counter()
+        net(u).square().mean().backward()
+        seconds.append(time.perf_counter() - t0)
+    per_crop = float(np.median(seconds[1:])) * (t["crop"] / side) ** 2
+    grid_runs = runs({**full, "profile": "gpu"})
+    crops = sum((2 if m == "Nb2Nb" else 1) * t["steps"] * t["batch"] for _, m in grid_runs)
+    cpu_hours = per_crop * crops / 3600
+    return {"runs": len(grid_runs), "steps": t["steps"], "batch": t["batch"], "crop": t["crop"], "measured_crop": side,
+            "parameters": sum(p.numel() for p in net.parameters()), "seconds_per_crop_cpu": per_crop,
+            "threads": torch.get_num_threads(), "cpu_hours": cpu_hours, "cpu_to_gpu_assumed": CPU_TO_GPU,
+            "gpu_hours_projected": cpu_hours / CPU_TO_GPU}
 
 
 def load_nets(prm: dict) -> dict[tuple[int, str], torch.nn.Module]:
@@ -245,7 +288,7 @@ def load_nets(prm: dict) -> dict[tuple[int, str], torch.nn.Module]:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         if not state.get("complete"):
             raise FileNotFoundError(f"{ckpt} is an unfinished training run: rerun the train stage to resume it")
-        net = make_net(prm)
+        net = make_net(prm, method)
         net.load_state_dict(state["model"])
         nets[(no, method)] = net.eval().to(runtime.device(prm))
     return nets

@@ -160,30 +160,42 @@ class NoiseModel:
     # ------------------------------------------------------------------ sampling
     def sample(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One noisy realisation y of clean x (0-255), drawn from `generator` only (deterministic)."""
-        p, A = self.params, self.a_op
+        field, mix = self.pixel_draws(x, generator)
+        y = self.from_draws(x, field)
+        return y + mix if mix is not None else y
+
+    def pixel_draws(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The random part of `sample`, pixel by pixel: (the field that A acts on, the mixture's Gaussian or None).
+        Each pixel's draws depend on its own x only, so a large image's noise can be drawn tile by tile
+        (training.FixedNoisyImages) and A applied afterwards (from_draws)."""
+        p = self.params
         n = lambda: torch.randn(x.shape, generator=generator, dtype=x.dtype)  # noqa: E731
         if self.family == "gauss":
-            e = p["sigma"] * n()
-            y = x + (A(e) if self.correlated else e)
+            field = p["sigma"] * n()
         elif self.family == "gauss_sd":
-            e = (p["a"] * x + p["b"]) * n()
-            y = x + (A.T(e) if self.correlated else e)
-        else:
-            if self.family == "gamma":
-                # torch's gamma sampler takes no generator: draw a numpy seed from it (still deterministic)
-                rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
-                eta = torch.from_numpy(rng.gamma(p["alpha"], 1.0 / p["alpha"], size=tuple(x.shape))).to(x.dtype)
-                z = eta * x
-            elif self.family == "poisson":
-                z = torch.poisson((p["lam"] * x).clamp_min(0).double(), generator=generator).to(x.dtype) / p["lam"]
-            else:  # rayleigh by inversion: sigma sqrt(-2 log U), U in (0, 1]
-                u = 1.0 - torch.rand(x.shape, generator=generator, dtype=torch.float64)
-                eta = (p["ray_sigma"] * torch.sqrt(-2.0 * torch.log(u))).to(x.dtype)
-                z = (eta + 1.0) * x
-            y = A(z) if self.correlated else z
-        if self.mixture:
-            y = y + p["mix_sigma"] * n()
-        return y
+            field = (p["a"] * x + p["b"]) * n()
+        elif self.family == "gamma":
+            # torch's gamma sampler takes no generator: draw a numpy seed from it (still deterministic)
+            rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+            eta = torch.from_numpy(rng.gamma(p["alpha"], 1.0 / p["alpha"], size=tuple(x.shape))).to(x.dtype)
+            field = eta * x
+        elif self.family == "poisson":
+            field = torch.poisson((p["lam"] * x).clamp_min(0).double(), generator=generator).to(x.dtype) / p["lam"]
+        else:  # rayleigh by inversion: sigma sqrt(-2 log U), U in (0, 1]
+            u = 1.0 - torch.rand(x.shape, generator=generator, dtype=torch.float64)
+            eta = (p["ray_sigma"] * torch.sqrt(-2.0 * torch.log(u))).to(x.dtype)
+            field = (eta + 1.0) * x
+        return field, (p["mix_sigma"] * n() if self.mixture else None)
+
+    def from_draws(self, x: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        """y before the mixture's Gaussian: x + A e, x + A^T e, or A z (A the circular 3x3 convolution of Eq. 30,
+        or the identity without A)."""
+        A = self.a_op
+        if self.family == "gauss":
+            return x + (A(field) if self.correlated else field)
+        if self.family == "gauss_sd":
+            return x + (A.T(field) if self.correlated else field)
+        return A(field) if self.correlated else field
 
     def moments(self, c: float) -> tuple[float, float]:
         """Stated per-pixel mean and variance of y for a constant clean image x = c (0-255)."""

@@ -17,12 +17,17 @@ The DPS code pads the [-1, 1] image with zeros, i.e. pads with mid-grey. On our 
 
 Non-uniform blur
 ----------------
-DPS blurs with the pretrained bkse network of Tran et al. 2021 (``GOPRO_wVAE.pth``) and a fixed random blur latent
-randn(1, 512, 2, 2) * 1.2; the image enters on [0, 1] and the output is clamped to the valid range. Those weights are
-not available here, and the network's architecture is not described in any material this project holds, so
-``NonUniformBlur`` provides the interface (seeded latent, clamping, the loader) but cannot build the network: loading
-raises ``ForwardModelUnavailable`` naming the missing file, and, if a file is present, NotImplementedError explaining
-that the architecture has not been implemented. A callable ``net(x01, latent)`` can be injected instead.
+DPS blurs with the pretrained bkse network of Tran et al. 2021 (``GOPRO_wVAE.pth``) and a random blur latent
+randn(1, 512, 2, 2) * 1.2; the image enters on [0, 1] and the output is clamped to the valid range. The network
+("KernelWizard", forward path ``adaptKernel``) is implemented in replicate/operators/bkse.py from the bkse repository
+(VinAIResearch/blur-kernel-space-exploring) with the state-dict names of the original, so that the published file
+loads with strict=True; this is unverified against the weights, which are not available here. Without the file,
+loading raises ``ForwardModelUnavailable`` naming it, and ``NonUniformBlur.available`` is False. A callable
+``net(x01, latent)`` can be injected instead.
+
+The latent here is drawn once, at construction, from a seeded generator, so that A is one fixed operator. The DPS
+code (guided_diffusion/measurements.py, NonlinearBlurOperator.forward) draws a fresh randn(1, 512, 2, 2) * 1.2 on
+every call, i.e. the measurement and each guidance step use different blurs: ``resample_latent=True`` does that.
 """
 from __future__ import annotations
 
@@ -77,43 +82,60 @@ BKSE_WEIGHTS = "GOPRO_wVAE.pth"
 BKSE_DEFAULT_PATH = os.path.join("bkse", "experiments", "pretrained", BKSE_WEIGHTS)
 
 
-def load_bkse_blur_network(path: str | os.PathLike | None = None):
-    """Load the bkse GOPRO blur network. Always fails here, with the reason.
+def bkse_weights_path(path: str | os.PathLike | None = None) -> str:
+    return os.fspath(path or BKSE_DEFAULT_PATH)
 
-    Raises ForwardModelUnavailable when the file is missing; NotImplementedError when it is present, because the
-    network's architecture is not implemented in this project (it could not be determined from the material
-    available to it, and inventing one would not reproduce the paper's forward model).
+
+def load_bkse_blur_network(path: str | os.PathLike | None = None):
+    """The bkse GOPRO_wVAE KernelWizard as a callable ``net(x01, latent)`` (frozen, eval mode, on the CPU).
+
+    Raises ForwardModelUnavailable when the file is missing, and bkse.BkseCheckpointError (a ValueError) when its
+    tensors do not fit the network.
     """
-    path = os.fspath(path or BKSE_DEFAULT_PATH)
+    path = bkse_weights_path(path)
     if not os.path.isfile(path):
         raise ForwardModelUnavailable(
             f"non-uniform deblurring needs the pretrained bkse blur network {BKSE_WEIGHTS!r} (Tran et al. 2021, "
             f"'Explore image deblurring via encoded blur kernel space', GOPRO model with VAE), looked for at {path!r}. "
             "It is distributed by the bkse authors by manual download and is not available here; the DPS code "
             f"expects it at {BKSE_DEFAULT_PATH!r}. This task is marked unavailable.")
-    raise NotImplementedError(
-        f"found {path!r}, but the bkse blur network architecture is not implemented in this project: it is not "
-        "described in the material available here, and a guessed architecture would not be the paper's forward "
-        "model. Pass net=callable(x01, latent) to NonUniformBlur to use an implementation you trust.")
+    from replicate.operators.bkse import load_kernel_wizard
+
+    return load_kernel_wizard(path)  # an nn.Module whose forward(x01, latent) is adaptKernel
+
+
+class _WeightsPresent:
+    """``available``: on the class, whether the default weights file exists; on an operator, whether it has a
+    network (loaded or injected) or its weights file exists."""
+
+    def __get__(self, obj, owner=None) -> bool:
+        if obj is None:
+            return os.path.isfile(bkse_weights_path())
+        return obj.net is not None or os.path.isfile(bkse_weights_path(obj.weights))
 
 
 @register_operator("nonlinear_blur")
 class NonUniformBlur(Operator):
     """DPS non-uniform deblurring: A(x) = clamp(net(x, z), 0, 1) with a fixed latent z = randn(1, 512, 2, 2) * 1.2.
 
-    ``available`` is False: the default network cannot be built here (see load_bkse_blur_network). The latent is
-    drawn from an explicit generator seeded by ``seed``, once, at construction.
+    ``available`` is True only where the bkse weights are (see _WeightsPresent). The latent is drawn from an explicit
+    generator seeded by ``seed``, once, at construction (its spatial size must be H/128 x W/128: 2 x 2 at 256 px).
     """
 
     linear = False
-    available = False
+    available = _WeightsPresent()
     weights_file = BKSE_WEIGHTS
 
     def __init__(self, weights: str | os.PathLike | None = None, seed: int = 0, latent_scale: float = 1.2,
-                 latent_shape=(1, 512, 2, 2), net=None, load: bool = True):
+                 latent_shape=(1, 512, 2, 2), net=None, load: bool = True, resample_latent: bool = False):
         super().__init__()
-        gen = torch.Generator().manual_seed(int(seed))
-        self.register_buffer("latent", torch.randn(*latent_shape, generator=gen) * latent_scale, persistent=False)
+        self._gen = torch.Generator().manual_seed(int(seed))
+        self.latent_scale, self.latent_shape = float(latent_scale), tuple(latent_shape)
+        self.register_buffer("latent", torch.randn(*latent_shape, generator=self._gen) * latent_scale,
+                             persistent=False)
+        # resample_latent=True: the DPS code's behaviour, a fresh latent (still from the seeded generator) on every
+        # call, so that the measurement and every guidance step see a different blur; off by default (one fixed A)
+        self.resample_latent = bool(resample_latent)
         self.weights = weights
         self.net = net
         if net is None and load:
@@ -122,5 +144,7 @@ class NonUniformBlur(Operator):
     def forward(self, x):
         if self.net is None:
             load_bkse_blur_network(self.weights)  # raises with the reason
+        if self.resample_latent:
+            self.latent = torch.randn(*self.latent_shape, generator=self._gen) * self.latent_scale
         z = self.latent.to(dtype=x.dtype, device=x.device)
         return self.net(x, z).clamp(0.0, 1.0)

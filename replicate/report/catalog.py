@@ -36,7 +36,7 @@ CONTENTS = ("quantitative", "qualitative", "schematic", "parameters", "analytica
 NEED_PREFIXES = ("checkpoint:", "dataset:", "metric:", "external:")
 # Statuses the report may give an item (kept here so that the report and its tests share them).
 STATUSES = ("reproduced", "differs", "not run at this scale", "not available here",
-            "not implemented yet")
+            "not implemented yet", "profile not run")
 
 PAPER_KEYS = {"title": str, "authors": str, "venue": str, "issue": int, "items": list}
 ITEM_REQUIRED = {"id": str, "kind": str, "title": str, "setting": str, "needs": list, "gpu": bool}

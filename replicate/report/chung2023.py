@@ -217,8 +217,9 @@ def build(prm: dict) -> None:
                        "files": [rel(f) for f in ex_files.get("phase_retrieval", [])],
                        "note": "phase retrieval panel only; non-uniform deblurring needs the bkse GOPRO weights"}
     items["Table 4"] = {"status": NOT_AVAILABLE, "files": [],
-                        "note": "non-uniform deblurring needs the bkse blur network GOPRO_wVAE.pth (not in the "
-                                "mirror; its architecture is not implemented here, see operators/nonlinear.py) and "
+                        "note": "non-uniform deblurring needs the bkse blur network GOPRO_wVAE.pth (a hand "
+                                "download, not in the mirror; the network is implemented in operators/bkse.py, "
+                                "unverified against the weights, and the task is not yet a stage of this paper) and "
                                 "the BKS-styleGAN2 baseline needs a StyleGAN2 FFHQ checkpoint"}
     items["Claim: Jensen gap shrinks with measurement noise"] = {
         "status": NOT_RUN_AT_SCALE, "files": [],

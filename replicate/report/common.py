@@ -23,6 +23,7 @@ from replicate.io import write_json, write_text
 REPRODUCED, DIFFERS = "reproduced", "differs"
 NOT_RUN_AT_SCALE, NOT_AVAILABLE, NOT_IMPLEMENTED = "not run at this scale", "not available here", "not implemented yet"
 PRODUCED = "produced"  # a figure/table with no published number to compare against (qualitative)
+NOT_RUN = "profile not run"  # the code exists, but this profile has no results in this checkout
 
 
 def rel(path: Path) -> str:

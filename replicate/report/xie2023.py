@@ -229,7 +229,28 @@ def build(prm: dict) -> None:
     # -- training and performance
     perf = trn.groupby("method").agg(runs=("no", "size"), steps=("steps", "max"), seconds=("seconds", "sum"),
                                      loss_first=("loss_first", "mean"), loss_last=("loss_last", "mean")).reset_index()
+    out = prm.get("baseline_output", "direct")
+    notes = sorted({n for n in trn.get("notes", pd.Series(dtype=str)).dropna() if n})
     pp = write_markdown(tab_dir / "training.md", f"Training ({scale})", markdown_table(perf) +
-                        f"\nTotal training time {trn.seconds.sum():.0f} s on {runtime.provenance()['processor']}.\n")
+                        f"\nTotal training time {trn.seconds.sum():.0f} s on {runtime.provenance()['processor']}. "
+                        f"Baselines (SL, Nr2N, Nb2Nb) output: {out}"
+                        f"{' (y + net(y), a stated CPU-profile setting; see params.yaml)' if out == 'residual' else ''}"
+                        f"; training images: {int(trn.train_images.max())}"
+                        f"{'; ' + '; '.join(notes) if notes else ''}.\n" + _paper_cost_text(prm))
     items["Performance"] = {"status": PRODUCED, "files": [rel(pp)], "note": f"{trn.seconds.sum():.0f} s training"}
     write_summary(prm, PAPER, items, claims, comparisons, scale)
+
+
+def _paper_cost_text(prm: dict) -> str:
+    """The paper profile's projected training bill (written by the train stage from a timing on this machine)."""
+    path = runtime.results_dir(prm, PAPER) / "training_cost.csv"
+    if not path.exists():
+        return ""
+    c = pd.read_csv(path).iloc[0]
+    return (f"\n## The paper profile's training\n\n{int(c.runs)} runs (the full grid) x {int(c.steps)} steps x batch "
+            f"{int(c.batch)} of {int(c.crop)}x{int(c.crop)} crops on the {c.parameters / 1e6:.1f} M-parameter U-Net. "
+            f"One forward + backward per crop takes {c.seconds_per_crop_cpu:.2f} s here (measured on "
+            f"{int(c.measured_crop)} px crops with {int(c.threads)} threads, scaled by pixels): "
+            f"**{c.cpu_hours:,.0f} CPU-hours** on this machine, **~{c.gpu_hours_projected:,.0f} GPU-hours** at the "
+            f"ASSUMED CPU->GPU factor of {c.cpu_to_gpu_assumed:.0f} (see costs.md). Mini trains the reduced grid "
+            f"above in the seconds shown.\n")

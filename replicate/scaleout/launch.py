@@ -306,13 +306,22 @@ def run_items(fn: Callable, items: Iterable, *, launcher: str = "local", workers
     return keys
 
 
-def run_per_image(fn: Callable, prm: dict, items: Iterable, out_csv: str | Path) -> Path:
+def run_per_image(fn: Callable, prm: dict, items: Iterable, out_csv: str | Path,
+                  side_dir: str | Path | None = None) -> Path:
     """The per-image stage of every paper: ``fn(prm, *item)`` for each item (typically ``(set name, image index)``),
     resumable and sharded as params.yaml's ``launcher:`` block says, parts in ``<out_csv stem>.parts`` fingerprinted
-    by ``prm`` (changed parameters recompute everything), merged into ``out_csv`` in item order."""
+    by ``prm`` (changed parameters recompute everything), merged into ``out_csv`` in item order.
+
+    side_dir: a folder the items also write into (example images, arrays). DVC deletes a stage's outputs before it
+    reruns the stage, so after an interrupted run the finished parts can outlive their side files: if ``side_dir``
+    is missing while parts exist, the parts are discarded and every item is recomputed."""
+    import shutil
     from functools import partial
 
     out_csv = Path(out_csv)
     parts = out_csv.with_name(out_csv.stem + ".parts")
+    if side_dir is not None and parts.exists() and not Path(side_dir).exists():
+        log.warning("%s has finished parts but %s is gone: recomputing every item", parts, side_dir)
+        shutil.rmtree(parts)
     keys = run_items(partial(fn, prm), items, parts_dir=parts, fingerprint=prm, **settings())
     return merge(parts, out_csv, order_by=keys, cleanup=True)
