@@ -188,6 +188,8 @@ def make_noise(prm: dict, kind: str, likelihood: str | None = None):
 
     if kind == "gaussian":
         return mk("gaussian", sigma=prm["noise"]["sigma"], scale=prm["noise"]["scale"])
+    if kind == "noiseless":  # y = A(x); the Gaussian model at sigma 0 keeps every other convention of the tables
+        return mk("gaussian", sigma=0.0, scale=prm["noise"]["scale"])
     return mk("poisson", rate=prm["poisson"]["rate"], likelihood=likelihood or prm["poisson"]["likelihood"])
 
 
@@ -208,8 +210,8 @@ def run_method(prm: dict, method: str, op, noise, y: torch.Tensor, task: str, ge
         model = Dm.respaced(x0_model_cached(prm, prior_of(prm, set_name)), n_steps)
         comp = compensation(prm, n_steps)
         if method == "dps":
-            kw = {"scale": prm["dps_scale"][task] if noise.registered_name == "gaussian"
-                  else prm["dps_scale_poisson"][task]}
+            kw = {"scale": prm["dps_scale_poisson"][task] if noise.registered_name == "poisson"
+                  else prm["dps_scale"][task]}
             kw.update(dps_kw or {})
             kw["scale"] *= comp
             if "decay" in kw:  # the same decay curve over the trajectory: decay per step ** (1000 / NFE)
@@ -293,12 +295,16 @@ class Metrics:
         return out
 
 
-def _fit(op, noise, xs, x, y) -> dict:
-    """Measurement fit in noise-std units: ||A xhat - y|| and ||A xhat - A x|| / (sigma01 sqrt(m)) (Gaussian)."""
+def _fit(op, noise, xs, x, y, ref_sigma01: float | None = None) -> dict:
+    """Measurement fit in noise-std units: ||A xhat - y|| and ||A xhat - A x|| / (sigma01 sqrt(m)) (Gaussian; for
+    noiseless measurements in units of ``ref_sigma01``, the noise level of the noisy tables)."""
     with torch.no_grad():
         Ah = op(xs.double().to(y.device))
         Ax = op(x.double().to(y.device))
-        sig = getattr(noise, "sigma01", None) or (Ax.clamp(min=1e-3) / noise.counts_per_unit).mean().sqrt().item()
+        if noise.registered_name == "gaussian":
+            sig = noise.sigma01 or ref_sigma01
+        else:
+            sig = (Ax.clamp(min=1e-3) / noise.counts_per_unit).mean().sqrt().item()
         m = Ah[0].numel()
         return {"fit_y": ((Ah - y.double()).flatten(1).norm(dim=1) / (sig * m**0.5)).tolist(),
                 "fit_clean": ((Ah - Ax).flatten(1).norm(dim=1) / (sig * m**0.5)).tolist()}
@@ -398,7 +404,7 @@ def phase_retrieval_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 
 def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     """Table 5 (schedules on Gaussian deblurring), Fig. 8 (step sizes), Fig. 11 (NFE: DPS vs DDRM), App. C.4
-    (Poisson likelihood variants on SR)."""
+    (Poisson likelihood variants on SR), and noiseless SR (DPS vs the projection methods, Sec. 4's MCG claim)."""
     from replicate.scaleout import per_process
 
     im = _image(prm, set_name, idx)
@@ -408,7 +414,8 @@ def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     rows = []
 
     def record(study, setting, value, task, kind, method, xs, nfe, sec, op, noise, y):
-        met, fit = metrics(xs.float().cpu(), x), _fit(op, noise, xs.float().cpu(), x, y)
+        met = metrics(xs.float().cpu(), x)
+        fit = _fit(op, noise, xs.float().cpu(), x, y, ref_sigma01=make_noise(prm, "gaussian").sigma01)
         rows.append({"set": set_name, "image_index": idx, "image": im.name, "study": study, "setting": setting,
                      "value": value, "task": task, "noise": kind, "method": method, "psnr": met["psnr"][0],
                      "ssim": met["ssim"][0], "lpips": met["lpips"][0], "fit_y": fit["fit_y"][0],
@@ -434,6 +441,8 @@ def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             go("nfe", method, nfe, ab["nfe_task"], "gaussian", method, steps=nfe)
     for lik in ab["poisson_likelihoods"]:  # App. C.4
         go("poisson_likelihood", lik, 0, ab["poisson_task"], "poisson", "dps", likelihood=lik)
+    for method in ab.get("noiseless_methods", []):  # Sec. 4: "MCG fails dramatically in SR even without noise"
+        go("noiseless", method, 0, ab["noiseless_task"], "noiseless", method)
     return rows
 
 
