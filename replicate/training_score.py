@@ -84,13 +84,15 @@ class FixedNoisyImages:
     (a float32 noisy copy of DIV2K's 800 2K images would be ~27 GB per noise model). A correlated model's convolution
     A is applied to the crop with a halo of wrapped neighbours, which gives exactly the full image's circular A there.
 
-    clean: (C, H, W) images, uint8 or floats on 0-255 (stored as uint8: 8-bit like every dataset used).
+    clean: (C, H, W) uint8 images (8-bit like every dataset used; data.to_uint8 converts [0, 1] floats).
     noise: a replicate.noise.xie2023.NoiseModel, or None for noise-free pairs.
     """
 
     def __init__(self, clean: list[torch.Tensor], noise=None, *, key: tuple = (), extra_sigma: float = 0.0,
                  tile: int = 64):
-        self.clean = [c if c.dtype == torch.uint8 else c.round().clamp(0, 255).to(torch.uint8) for c in clean]
+        if any(c.dtype != torch.uint8 for c in clean):
+            raise TypeError("FixedNoisyImages takes uint8 images: convert [0, 1] floats with replicate.data.to_uint8")
+        self.clean = list(clean)
         self.noise, self.key, self.extra_sigma, self.tile = noise, tuple(key), float(extra_sigma), int(tile)
         self.halo = (noise.a_op.kernel.shape[0] // 2) if noise is not None and noise.correlated else 0
 

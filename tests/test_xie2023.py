@@ -53,9 +53,9 @@ def test_neighbor_subsampler_takes_adjacent_pixels_of_each_cell():
 
 
 def _clean():
-    from replicate.data import dead_leaves
+    from replicate.data import dead_leaves, to_uint8
 
-    return [c * 255 for c in dead_leaves(2, 32, 3, seed=0)]
+    return [to_uint8(c) for c in dead_leaves(2, 32, 3, seed=0)]
 
 
 def test_ardae_lowers_its_loss(tmp_path):
@@ -109,7 +109,7 @@ def test_fixed_noisy_images_are_the_same_noise_in_every_crop_and_match_the_whole
     """Tile-by-tile drawing (no stored noisy copy) gives one fixed noisy image: overlapping crops agree, and a crop
     equals the same pixels of the whole image, whose correlated models apply A circularly on the full image."""
     model = table1_model(no)
-    clean = [torch.rand(3, 40, 52, generator=torch.Generator().manual_seed(1)) * 255]
+    clean = [(torch.rand(3, 40, 52, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)]
     pairs = FixedNoisyImages(clean, model, key=(0, "test", no), extra_sigma=5.0, tile=16)
     H, W = pairs.size(0)
     x_full, y_full = pairs.crop(0, 0, 0, 40)                       # the whole image height; crop is square
@@ -138,6 +138,8 @@ def test_random_crops_are_reproducible_and_refuse_small_images():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[1].shape == (3, 3, 16, 16)
     with pytest.raises(ValueError, match="smaller than the crop"):
         random_crops(pairs, 1, 64, torch.Generator().manual_seed(5))
+    with pytest.raises(TypeError, match="uint8"):
+        FixedNoisyImages([torch.zeros(3, 8, 8)])
 
 
 def test_div2k_zip_is_read_as_uint8_rgb_in_name_order_and_its_absence_is_a_note(tmp_path, monkeypatch):

@@ -310,9 +310,16 @@ def _fit(op, noise, xs, x, y, ref_sigma01: float | None = None) -> dict:
                 "fit_clean": ((Ah - Ax).flatten(1).norm(dim=1) / (sig * m**0.5)).tolist()}
 
 
+EXAMPLE_STAGES = ("linear", "phase_retrieval")  # the stages whose first images keep their reconstructions
+
+
+def _examples_dir(prm, stage):
+    return runtime.results_dir(prm, PAPER) / f"examples_{stage}"
+
+
 def _save_examples(prm, stage, set_name, idx, arrays):
     if idx < prm["examples"]:
-        save_torch(runtime.results_dir(prm, PAPER) / f"examples_{stage}" / f"{set_name}_{idx}.pt", arrays)
+        save_torch(_examples_dir(prm, stage) / f"{set_name}_{idx}.pt", arrays)
 
 
 # ------------------------------------------------------------------------------------------ per-image rows
@@ -413,9 +420,11 @@ def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     ab = prm["ablations"]
     rows = []
 
+    ref_sigma01 = make_noise(prm, "gaussian").sigma01   # fit units of the noiseless runs
+
     def record(study, setting, value, task, kind, method, xs, nfe, sec, op, noise, y):
         met = metrics(xs.float().cpu(), x)
-        fit = _fit(op, noise, xs.float().cpu(), x, y, ref_sigma01=make_noise(prm, "gaussian").sigma01)
+        fit = _fit(op, noise, xs.float().cpu(), x, y, ref_sigma01=ref_sigma01)
         rows.append({"set": set_name, "image_index": idx, "image": im.name, "study": study, "setting": setting,
                      "value": value, "task": task, "noise": kind, "method": method, "psnr": met["psnr"][0],
                      "ssim": met["ssim"][0], "lpips": met["lpips"][0], "fit_y": fit["fit_y"][0],
@@ -460,7 +469,7 @@ def _per_image_stage(prm: dict, fn, name: str) -> None:
     if not sets:
         write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
         return
-    side = out.with_name(f"examples_{name}") if name in ("linear", "phase_retrieval") else None
+    side = _examples_dir(prm, name) if name in EXAMPLE_STAGES else None
     run_per_image(fn, prm, [(s, i) for s, ims in sets.items() for i in range(len(ims))], out, side_dir=side)
 
 

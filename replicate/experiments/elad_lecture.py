@@ -213,9 +213,13 @@ def _run_per_image(prm: dict, stage: str, fn, test_sets: dict) -> None:
     from replicate.scaleout import run_per_image
 
     items = [(name, i) for name, spec in test_sets.items() for i in range(len(D.load_set(spec)))]
-    out = runtime.results_dir(prm, PAPER)
-    side = out / f"{stage}_arrays" if stage in ("snips", "perception") else None
-    run_per_image(fn, prm, items, out / f"{stage}.csv", side_dir=side)
+    side = _arrays_dir(prm, stage) if stage in ("snips", "perception") else None
+    run_per_image(fn, prm, items, runtime.results_dir(prm, PAPER) / f"{stage}.csv", side_dir=side)
+
+
+def _arrays_dir(prm: dict, stage: str):
+    """Where a per-image stage keeps its images (the report's figures read them)."""
+    return runtime.results_dir(prm, PAPER) / f"{stage}_arrays"
 
 
 # ------------------------------------------------------------------------------------------------ synthesis
@@ -285,7 +289,7 @@ def snips_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             rows.append({"set": set_name, "image_index": idx, "image": im.name, "task": task, "estimate": name,
                          "psnr": float(psnr(est, x)[0]), "ssim": float(ssim(est, x)[0]), "seconds_per_image": seconds,
                          "seed": prm["seed"]})
-    save_npz(runtime.results_dir(prm, PAPER) / "snips_arrays" / f"{set_name}_{idx}.npz", **arrays)
+    save_npz(_arrays_dir(prm, "snips") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
@@ -372,7 +376,7 @@ def perception_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                          "kind": "posterior sample" if est.shape[0] > 1 else "point estimate",
                          "mse": float(((e - x) ** 2).mean()), "psnr": float(psnr(e, x)[0]),
                          "hf_ratio": float(high_frequency(e).std()) / hf_clean, "seed": prm["seed"]})
-    save_npz(runtime.results_dir(prm, PAPER) / "perception_arrays" / f"{set_name}_{idx}.npz", **arrays)
+    save_npz(_arrays_dir(prm, "perception") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 

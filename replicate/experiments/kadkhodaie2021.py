@@ -290,7 +290,7 @@ def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                              "meas_rms_last": float(r_last[k]),
                              "meas_rms_last_pixel": float(r_last[k]) * math.sqrt(op.m / op.D), "steps": int(steps[k]),
                              "seconds": seconds / images.shape[0] if method == "denoiser_prior" else 0.0})
-    save_arrays(runtime.results_dir(prm, PAPER) / "inverse_arrays" / f"{set_name}_{idx}.npz", **arrays)
+    save_arrays(_arrays_dir(prm, "inverse") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
@@ -298,7 +298,13 @@ def _run_per_image(prm: dict, fn, csv_name: str, sets: dict) -> None:
     from replicate.scaleout import run_per_image
 
     items = [(name, i) for name in sets for i in range(len(test_images(prm, name)))]
-    run_per_image(fn, prm, items, runtime.results_dir(prm, PAPER) / csv_name)
+    out = runtime.results_dir(prm, PAPER) / csv_name
+    run_per_image(fn, prm, items, out, side_dir=_arrays_dir(prm, out.stem))
+
+
+def _arrays_dir(prm: dict, stage: str):
+    """Where a per-image stage keeps every image's arrays (the report's figures read them)."""
+    return runtime.results_dir(prm, PAPER) / f"{stage}_arrays"
 
 
 def stage_inverse(prm: dict) -> None:
@@ -348,7 +354,7 @@ def compressive_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
         arrays[f"r{ratio:g}_denoiser_prior"] = res.denoised[0]
         arrays[f"r{ratio:g}_sparse_dct_cv"] = dct.images[0]
         arrays[f"r{ratio:g}_least_squares"] = least_squares(op, xc)[0]
-    save_arrays(runtime.results_dir(prm, PAPER) / "compressive_arrays" / f"{set_name}_{idx}.npz", **arrays)
+    save_arrays(_arrays_dir(prm, "compressive") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
@@ -364,7 +370,8 @@ def stage_compressive(prm: dict) -> None:
 
     name = grid(prm)["compressive"]["test_set"]["source"]
     items = [(name, i) for i in range(len(compressive_images(prm)))]
-    run_per_image(compressive_rows, prm, items, runtime.results_dir(prm, PAPER) / "compressive.csv")
+    run_per_image(compressive_rows, prm, items, runtime.results_dir(prm, PAPER) / "compressive.csv",
+                  side_dir=_arrays_dir(prm, "compressive"))
 
 
 # ----------------------------------------------------------------------------------------------- performance

@@ -240,7 +240,7 @@ def denoise_rows(prm: dict, name: str, idx: int) -> list[dict]:
             arrays["sigma0"][sigma0] = {"noisy": y[0], "mmse": mmse[0], "bm3d": None if bm3d is None else bm3d[0],
                                         "samples": samples, "intermediate": snaps}
     if idx < prm["figure_images"]:
-        save_torch(runtime.results_dir(prm, PAPER) / "arrays_denoise" / f"{name}_{idx:03d}.pt", arrays)
+        save_torch(_arrays_dir(prm, "denoise") / f"{name}_{idx:03d}.pt", arrays)
     return rows
 
 
@@ -265,7 +265,12 @@ def _run_stage(prm: dict, fn, out_name: str) -> None:
     for name in names:
         n = len(load_images(prm, name))
         items += [(name, i) for i in range(n)]
-    run_per_image(fn, prm, items, out_dir / f"{out_name}.csv", side_dir=out_dir / f"arrays_{out_name}")
+    run_per_image(fn, prm, items, out_dir / f"{out_name}.csv", side_dir=_arrays_dir(prm, out_name))
+
+
+def _arrays_dir(prm: dict, stage: str):
+    """Where the denoise / inpaint stage keeps the arrays of its first images (the report's figures read them)."""
+    return runtime.results_dir(prm, PAPER) / f"arrays_{stage}"
 
 
 def stage_denoise(prm: dict) -> None:
@@ -353,7 +358,7 @@ def inpaint_rows(prm: dict, name: str, idx: int) -> list[dict]:
         if idx < prm["figure_images"]:
             arrays["masks"][kind] = {"mask": mask[0], "observed": y[0], "samples": samples, "intermediate": snaps}
     if idx < prm["figure_images"]:
-        save_torch(runtime.results_dir(prm, PAPER) / "arrays_inpaint" / f"{name}_{idx:03d}.pt", arrays)
+        save_torch(_arrays_dir(prm, "inpaint") / f"{name}_{idx:03d}.pt", arrays)
     return rows
 
 

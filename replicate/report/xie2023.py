@@ -4,7 +4,6 @@ Reads only the stage outputs in results/<profile>/xie2023/ (denoise.csv, robustn
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import torch
