@@ -92,3 +92,81 @@ def test_all_stages_end_to_end_through_the_cli(smoke_root):
             assert (work / f).stat().st_size > 300, f
     assert all(c["verdict"] == "not available here" for c in summary["comparisons"])
     assert not list(work.rglob("*.tmp")) and not (res / "linear.parts").exists()
+
+
+def test_nonuniform_params_and_unavailable_without_bkse_weights(smoke_root, monkeypatch):
+    from replicate.assets.registry import availability
+
+    work = smoke_root
+    monkeypatch.chdir(work)
+    paper = load(work, "paper")
+    nu = paper["nonuniform"]
+    assert nu["latent_scale"] == 1.2 and nu["methods"] == ["dps", "mcg"] and "deblur_nonuniform" in paper["dps_scale"]
+    assert nu["test_sets"]["ffhq"]["prior"] == "adm_ffhq"
+    if availability("weights/bkse_gopro")[0]:
+        pytest.skip("the bkse weights are here")
+    prm = load(work)
+    C.stage_nonuniform(prm)
+    res = work / "results" / "smoke" / "chung2023"
+    why = json.loads((res / "nonuniform.unavailable.json").read_text())["unavailable"]
+    assert set(why) == {"skimage_color"} and "GOPRO_wVAE.pth" in why["skimage_color"]
+    assert "drive.google.com" in why["skimage_color"]  # says where to download it by hand
+    assert (res / "nonuniform.csv").read_text().strip() == "set,image_index,method,status"
+
+
+def test_nonuniform_stage_runs_with_an_injected_network(smoke_root, monkeypatch):
+    """The Table 4 pipeline end to end with a small random KernelWizard standing in for the bkse weights (proves the
+    wiring only: the numbers mean nothing), then the report's Table 4 layout and grid."""
+    import torch
+
+    from replicate.operators.bkse import KernelWizard
+    from replicate.scaleout import launch
+
+    work = smoke_root
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(launch, "_CACHE", {})  # the injected network must not outlive this test
+    torch.manual_seed(0)
+    net = KernelWizard(nf=8, front_RBs=1, back_RBs=1, kernel_dim=64, extractor_blocks=1).eval().requires_grad_(False)
+    monkeypatch.setattr(C, "bkse_network", lambda prm: net)
+    prm = load(work)
+    view = C._nonuniform_view(C.effective(prm))
+    first = C.nonuniform_rows(view, "skimage_color", 0)
+    again = C.nonuniform_rows(view, "skimage_color", 0)
+    assert [r["psnr"] for r in first] == [r["psnr"] for r in again]
+    assert {r["method"] for r in first} == {"dps", "mcg"} and all(r["status"] == "ok" for r in first)
+    op = C.nonuniform_operator(view, "skimage_color", 0, (3, 128, 128))
+    assert op.latent.shape == (1, 64, 1, 1) and not op.linear
+    assert not torch.equal(op.latent, C.nonuniform_operator(view, "skimage_color", 1, (3, 128, 128)).latent)
+    C.stage_nonuniform(prm)
+    res = work / "results" / "smoke" / "chung2023"
+    import pandas as pd
+
+    rows = pd.read_csv(res / "nonuniform.csv")
+    assert set(rows.method) == {"dps", "mcg"} and rows.psnr.notna().all()
+    assert list((res / "examples_nonuniform").glob("*.pt"))
+    from replicate.report import chung2023 as R
+
+    R.build(prm)
+    table = (work / "tables" / "smoke" / "chung2023" / "table4_nonuniform_deblur.md").read_text()
+    assert "| DPS (ours) | 41.860 | 0.278 |" in table and "not implemented" in table
+    assert (work / "figures" / "smoke" / "chung2023" / "grid_nonuniform_skimage_color_0.png").exists()
+    C.stage_nonuniform(prm)  # leave the unavailable state for the other tests (cache is reset on exit)
+
+
+def test_jensen_gap_study_control_matches_exact_posterior(smoke_root, monkeypatch):
+    """The exact-likelihood control samples the exact posterior (mean within Monte-Carlo error, spread within 25%);
+    DPS's approximation matches it at high noise and is far off (here: diverges) at low noise."""
+    import pandas as pd
+
+    monkeypatch.chdir(smoke_root)
+    prm = load(smoke_root)
+    prm["jensen_gap"].update(sigmas=[0.03, 1.0], measurements=2, samples=128, steps=100)
+    d = pd.DataFrame(C.jensen_gap_rows(prm)).set_index(["method", "sigma_y", "measurement"])
+    floor = 1 / 128**0.5
+    exact = d.loc["exact"]
+    assert (exact.mean_err < 3 * floor).all()          # measured 0.07-0.08 (floor 0.088)
+    assert exact.var_ratio.between(0.65, 1.1).all()     # measured 0.77-0.86 (respacing to 100 steps loses spread)
+    approx = d.loc["dps_approx"]
+    assert (approx.xs(1.0).mean_err < 3 * floor).all()  # measured 0.08: the gap is negligible at sigma_y = 1
+    low = approx.xs(0.03).mean_err.fillna(float("inf"))
+    assert (low > 10 * exact.xs(0.03).mean_err).all()  # measured: diverged

@@ -128,3 +128,28 @@ def test_projection_copies_measurement_noise(prior):
     assert _residual(op, Dm.to01(m.x_pm1), y[:8]) < 1e-8
     t = Dm.project_measurement(op, torch.zeros(1, *SHAPE, dtype=torch.float64), y[:1], mode="transpose")
     assert torch.allclose(t, op.adjoint(y[:1]))
+
+
+def test_projection_on_a_nonlinear_operator_uses_the_residual(prior):
+    """MCG / Score-SDE on a nonlinear image-to-image operator (Table 4's non-uniform blur): x + y - A(x), as the DPS
+    code's NonLinearOperator.project; A^+ modes are refused. With A = clamp (nonlinear, identity on [0, 1]) and a
+    noiseless y, the last projection lands on y."""
+    from replicate.noise import make_noise
+    from replicate.operators.base import Operator
+
+    class Clamp(Operator):
+        linear = False
+
+        def forward(self, x):
+            return x.clamp(0, 1)
+
+    op = Clamp()
+    op.shape = SHAPE
+    g = torch.Generator().manual_seed(0)
+    y = prior.sample(1, g).clamp(0, 1)
+    noise = make_noise("gaussian", sigma=0.0, scale="pm1")
+    model = Dm.respaced(DenoiserX0(prior), 20)
+    with pytest.raises(TypeError, match="residual"):
+        Dm.projection_sampler(model, op, noise, y, generator=torch.Generator().manual_seed(1))
+    r = Dm.projection_sampler(model, op, noise, y, generator=torch.Generator().manual_seed(1), mode="residual")
+    assert torch.allclose(r.x, y, atol=1e-6)

@@ -134,6 +134,16 @@ EXTRA_ASSETS: list[dict] = [
         note="DPS FFHQ 256 unconditional ADM; Google Drive, manual download; the DPS code expects models/ffhq_10m.pt",
     ),
     dict(
+        name="weights/bkse_gopro/GOPRO_wVAE.pth",
+        set="weights/bkse_gopro",
+        url="https://drive.google.com/file/d/1QMUY8mxUMgEJty2Gk7UY0WYmyyYRY7vS/GOPRO_wVAE.pth",
+        sha256="unknown",
+        licence="unverified: see LICENSE of github.com/VinAIResearch/blur-kernel-space-exploring",
+        note="bkse KernelWizard trained on GOPRO with the VAE (Tran et al. 2021): DPS's non-uniform blur forward "
+             "model (Table 4); Google Drive, manual download (file id as used by third-party install scripts of "
+             "DPS-style code, unverified here); the DPS code expects bkse/experiments/pretrained/GOPRO_wVAE.pth",
+    ),
+    dict(
         name="weights/guided_diffusion_imagenet256/256x256_diffusion_uncond.pt",
         set="weights/guided_diffusion_imagenet256",
         url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",

@@ -147,11 +147,19 @@ class StationaryGaussianPrior(Denoiser):
 
         Built by applying C = F^H diag(S) F to the D unit vectors; raises if D > 4096.
         """
+        return self._dense(self.spectrum)
+
+    def denoising_posterior_covariance(self, sigma) -> torch.Tensor:
+        """Dense (D, D) Cov[x | x + sigma n] (eigenvalues ``posterior_variance_denoising(sigma)``); small D only."""
+        return self._dense(self.posterior_variance_denoising(float(sigma)))
+
+    def _dense(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """F^H diag(spectrum) F as a dense (D, D) matrix in ``vec`` order."""
         d = self.dim
         if d > _DENSE_LIMIT:
-            raise ValueError(f"covariance_matrix: D = {d} > {_DENSE_LIMIT}; use the Fourier methods instead")
+            raise ValueError(f"dense covariance: D = {d} > {_DENSE_LIMIT}; use the Fourier methods instead")
         eye = torch.eye(d, dtype=self.dtype, device=self.spectrum.device)
-        cols = _ifft(self.spectrum * _fft(unvec(eye, self.shape))).real  # row j = C e_j = column j
+        cols = _ifft(spectrum * _fft(unvec(eye, self.shape))).real  # row j = C e_j = column j
         cov = vec(cols).T
         return 0.5 * (cov + cov.T)  # exact in exact arithmetic; remove ~1e-18 round-off asymmetry
 

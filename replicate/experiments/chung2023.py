@@ -7,6 +7,11 @@ Stages (chung2023_* in dvc.yaml), per-image results under results/<profile>/chun
   ablations       Table 5 (step-size schedules), Fig. 8 (step-size sweep), Fig. 11 (LPIPS/PSNR vs NFE, DPS vs DDRM),
                   App. C.4 Poisson likelihood variants
   benchmark       wall-clock table: seconds per image per method, DPS overhead (forward + backward vs forward only)
+  nonuniform      Table 4: DPS and MCG on non-uniform deblurring through the bkse blur network (its own image sets:
+                  H, W multiples of 128); "not available here" without the network's weights
+  jensen_gap      Remark 2 measured: on an analytic Gaussian prior (exact posterior known), the error of DPS's
+                  approximation p(y | x_t) ~ p(y | x0_hat) against the same sampler with the exact p(y | x_t), over
+                  a range of measurement noise levels
   report          tables, figures, claims (replicate/report/chung2023.py)
 
 Priors: ``prior: universal`` wraps the project's universal bias-free denoiser as a VP x0-predictor
@@ -28,7 +33,7 @@ import torch
 
 from replicate import data as D
 from replicate import runtime, seeding
-from replicate.io import save_torch, write_csv, write_json
+from replicate.io import save_torch, write_csv, write_json, write_text
 
 PAPER = "chung2023"
 
@@ -51,6 +56,9 @@ def effective(prm: dict) -> dict:
         out.pop("cpu_subset")
         # the GPU sets are reported as not run here, with the registry's reason when their files are missing too
         out["gpu_only_sets"] = {k: v for k, v in prm["test_sets"].items() if k not in out["test_sets"]}
+        if "nonuniform" in prm:
+            out["nonuniform_gpu_only_sets"] = {k: v for k, v in prm["nonuniform"]["test_sets"].items()
+                                               if k not in out["nonuniform"]["test_sets"]}
         return out
     return {**prm, "subset": "full"}
 
@@ -162,6 +170,27 @@ def x0_model(prm: dict, kind: str):
     return EpsModelX0(load_adm_checkpoint(path, config).to(runtime.device(prm)), clip_denoised=True)
 
 
+def bkse_network(prm: dict):
+    """Table 4's forward model: the bkse GOPRO KernelWizard (replicate/operators/bkse.py) from the asset registry;
+    Unavailable, with the registry's instructions, where its weights are not here."""
+    from replicate.assets.registry import AssetError, fetch, get
+    from replicate.operators.nonlinear import load_bkse_blur_network
+
+    asset = prm["nonuniform"]["weights"]
+    try:
+        path = fetch(asset)
+    except AssetError as e:
+        raise Unavailable(f"the bkse blur network {asset} is not available here (a manual download from "
+                          f"{get(asset).download_page}; the registry's message follows)\n{e}") from e
+    return load_bkse_blur_network(path).to(runtime.device(prm))
+
+
+def bkse_network_cached(prm):
+    from replicate.scaleout import per_process
+
+    return per_process((PAPER, "bkse", prm["nonuniform"]["weights"]), lambda: bkse_network(prm))
+
+
 def denoiser(prm: dict):
     """The plain project denoiser for PnP-ADMM (the paper: a DnCNN; here the universal bias-free DnCNN)."""
     from replicate.experiments.priors import universal_denoiser
@@ -222,7 +251,9 @@ def run_method(prm: dict, method: str, op, noise, y: torch.Tensor, task: str, ge
                         s_min=prm["ddrm"]["s_min"].get(task, 0.0))
         else:
             p = prm["projection"]
-            r = Dm.projection_sampler(model, op, noise, y, generator=gen, rcond=p["rcond"], mode=p["mode"],
+            # a nonlinear operator has no A^+: the DPS code's MCG projects it as x + y - A(x) ("residual")
+            r = Dm.projection_sampler(model, op, noise, y, generator=gen, rcond=p["rcond"],
+                                      mode=p["mode"] if op.linear else "residual",
                                       cg_iters=p["cg_iters"],
                                       mcg_scale=prm["dps_scale"][task] * comp if method == "mcg" else 0.0)
         return r.x, r.nfe
@@ -310,7 +341,7 @@ def _fit(op, noise, xs, x, y, ref_sigma01: float | None = None) -> dict:
                 "fit_clean": ((Ah - Ax).flatten(1).norm(dim=1) / (sig * m**0.5)).tolist()}
 
 
-EXAMPLE_STAGES = ("linear", "phase_retrieval")  # the stages whose first images keep their reconstructions
+EXAMPLE_STAGES = ("linear", "phase_retrieval", "nonuniform")  # the stages whose first images keep their reconstructions
 
 
 def _examples_dir(prm, stage):
@@ -409,6 +440,54 @@ def phase_retrieval_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     return rows
 
 
+NONUNIFORM_TASK = "deblur_nonuniform"
+
+
+def nonuniform_operator(prm: dict, set_name: str, idx: int, shape):
+    """The bkse blur of one image: one blur code per image, drawn N(0, latent_scale^2) from a generator seeded by
+    (seed, set, image) (the DPS code draws a fresh one on every call; ``resample_latent: true`` does that)."""
+    from replicate.operators.nonlinear import NonUniformBlur
+
+    nu = prm["nonuniform"]
+    net = bkse_network_cached(prm)
+    op = NonUniformBlur(net=net, seed=seeding.derive_seed(prm["seed"], PAPER, "bkse_code", set_name, idx),
+                        latent_scale=nu["latent_scale"], latent_shape=net.code_shape(*shape[-2:]),
+                        resample_latent=nu["resample_latent"])
+    op.shape = tuple(shape)
+    return op
+
+
+def nonuniform_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
+    """Table 4: every method of ``nonuniform.methods`` on one image's non-uniform blur with Gaussian noise."""
+    from replicate.scaleout import per_process
+
+    im = _image(prm, set_name, idx)
+    metrics = per_process((PAPER, "metrics", prm), lambda: Metrics(prm))
+    x = im.pixels[None]
+    op = nonuniform_operator(prm, set_name, idx, im.shape)
+    noise = make_noise(prm, "gaussian")
+    y = measure(prm, op, noise, x, set_name, idx, NONUNIFORM_TASK, "gaussian")
+    rows, arrays = [], {"image": im.name, "clean": x[0], "measurement": y[0].float()}
+    for method in prm["nonuniform"]["methods"]:
+        n = prm["samples"] if method == "dps" else 1
+        gen = seeding.generator(prm["seed"], PAPER, set_name, idx, NONUNIFORM_TASK, method)
+        t0 = time.perf_counter()
+        xs, nfe = run_method(prm, method, op, noise, y.expand(n, *y.shape[1:]).contiguous(), NONUNIFORM_TASK, gen,
+                             set_name)
+        sec = (time.perf_counter() - t0) / n
+        xs = xs.float().cpu()
+        met, fit = metrics(xs, x), _fit(op, noise, xs, x, y)
+        for s in range(n):
+            rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise": "gaussian",
+                         "task": NONUNIFORM_TASK, "method": method, "sample": s, "status": "ok",
+                         "psnr": met["psnr"][s], "ssim": met["ssim"][s], "lpips": met["lpips"][s],
+                         "fit_y": fit["fit_y"][s], "fit_clean": fit["fit_clean"][s], "nfe": nfe,
+                         "seconds_per_image": sec, "pixels": x[0].numel(), "seed": prm["seed"]})
+        arrays[method] = xs[: prm["grid_samples"]]
+    _save_examples(prm, "nonuniform", set_name, idx, arrays)
+    return rows
+
+
 def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     """Table 5 (schedules on Gaussian deblurring), Fig. 8 (step sizes), Fig. 11 (NFE: DPS vs DDRM), App. C.4
     (Poisson likelihood variants on SR), and noiseless SR (DPS vs the projection methods, Sec. 4's MCG claim)."""
@@ -456,21 +535,125 @@ def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def _per_image_stage(prm: dict, fn, name: str) -> None:
+def _per_image_stage(prm: dict, fn, name: str, already_effective: bool = False) -> None:
     """Every image of every available set through ``fn`` (scale-out parts, merged); sets whose data or checkpoint
     is not here are listed with the reason in <name>.unavailable.json and get no rows."""
     from replicate.scaleout import run_per_image
 
-    prm = effective(prm)
+    prm = prm if already_effective else effective(prm)
     out = runtime.results_dir(prm, PAPER) / f"{name}.csv"
     sets, missing = image_sets(prm)
     write_json(out.with_name(f"{name}.unavailable.json"), {"stage": name, "subset": prm["subset"],
                                                            "unavailable": missing})
     if not sets:
         write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
+        if name in EXAMPLE_STAGES:
+            _examples_dir(prm, name).mkdir(parents=True, exist_ok=True)  # a declared DVC output, even if empty
         return
     side = _examples_dir(prm, name) if name in EXAMPLE_STAGES else None
     run_per_image(fn, prm, [(s, i) for s, ims in sets.items() for i in range(len(ims))], out, side_dir=side)
+
+
+def _nonuniform_view(prm: dict) -> dict:
+    """Table 4's params: its own image sets (the bkse network needs H, W multiples of 128)."""
+    return {**prm, "test_sets": prm["nonuniform"]["test_sets"],
+            "gpu_only_sets": prm.get("nonuniform_gpu_only_sets", {})}
+
+
+def stage_nonuniform(prm: dict) -> None:
+    """Table 4. Without the bkse weights every set is listed as not available here, with the registry's reason."""
+    prm = _nonuniform_view(effective(prm))
+    out = runtime.results_dir(prm, PAPER) / "nonuniform.csv"
+    try:
+        bkse_network_cached(prm)
+    except Unavailable as e:
+        missing = {name: str(e) for name in prm["test_sets"]}
+        missing.update(gpu_only_reasons(prm))
+        write_json(out.with_name("nonuniform.unavailable.json"), {"stage": "nonuniform", "subset": prm["subset"],
+                                                                  "unavailable": missing})
+        write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
+        write_text(_examples_dir(prm, "nonuniform") / "README.txt",
+                   "Reconstructions of Table 4's first images go here; none: see ../nonuniform.unavailable.json\n")
+        return
+    _per_image_stage(prm, nonuniform_rows, "nonuniform", already_effective=True)
+
+
+def jensen_gap_rows(prm: dict) -> list[dict]:
+    """Remark 2 on an analytic prior. x ~ N(mean, C) stationary Gaussian, y = A x + sigma_y n, A linear: the exact
+    posterior is Gaussian, and so is p(x0 | x_t), with a covariance Sigma_t that does not depend on x_t. Hence
+    p(y | x_t) = N(y; A x0_hat(x_t), sigma_y^2 I + A Sigma_t A^T) exactly, while DPS uses N(y; A x0_hat, sigma_y^2 I):
+    the A Sigma_t A^T term is the Jensen gap. Three samplers per (sigma_y, measurement), same noise draws:
+      exact       the reverse-SDE step with the exact grad log p(y | x_t) (control: discretisation + Monte Carlo)
+      dps_approx  the same step with DPS's approximation (step schedule "posterior", scale 1)
+      dps_paper   DPS as run in the tables: constant step zeta' on the gradient of ||y - A x0_hat||
+    Errors against the exact posterior N(m, S): ||mean of samples - m|| / sqrt(tr S) and tr(cov of samples) / tr S.
+    """
+    from replicate.denoisers.gaussian import StationaryGaussianPrior, vec
+    from replicate.denoisers.vp import DenoiserX0
+    from replicate.noise import GaussianNoise
+    from replicate.operators.base import make_operator
+    from replicate.samplers import diffusion as Dm
+
+    jg = prm["jensen_gap"]
+    shape = tuple(jg["shape"])
+    prior = StationaryGaussianPrior(shape, **jg["prior"])
+    spec = dict(jg["operator"])
+    op = make_operator(spec.pop("operator"), shape=shape, **spec)
+    A = op.as_matrix()
+    model = Dm.respaced(DenoiserX0(prior), jg["steps"])
+    sched = model.schedule
+    # Cov[x0 | x_t] on [0, 1] is the Wiener posterior covariance at the denoising level of step t
+    levels = sched.noise_level01().to(torch.float64)
+    a_sigma_at = [A @ prior.denoising_posterior_covariance(level) @ A.T for level in levels.tolist()]
+    rows = []
+    for sigma in jg["sigmas"]:
+        noise = GaussianNoise(sigma, scale=prm["noise"]["scale"])
+        s01 = noise.sigma01
+        k_inv = [torch.linalg.inv(s01**2 * torch.eye(A.shape[0], dtype=torch.float64) + m) for m in a_sigma_at]
+        # size of what DPS neglects, tr(A Sigma_t A^T) / tr(sigma_y^2 I), averaged over the steps
+        neglected = sum(float(torch.diagonal(m).sum()) for m in a_sigma_at) / len(a_sigma_at) / (A.shape[0] * s01**2)
+
+        def exact_term(y, Ax, t, k_inv=k_inv):
+            r = (y - Ax).flatten(1).double()
+            return 0.5 * ((r @ k_inv[t]) * r).sum(1)
+
+        for m in range(jg["measurements"]):
+            g = seeding.generator(prm["seed"], PAPER, "jensen_gap", sigma, m)
+            x = prior.sample(1, g)
+            y = noise.sample(op(x), g)
+            pm, cov = prior.posterior(A, y.reshape(1, -1), s01)
+            tr = float(torch.diagonal(cov).sum())
+            y_n = y.expand(jg["samples"], *y.shape[1:]).contiguous()
+            runs = {"exact": dict(step_schedule="posterior", scale=1.0, data_term=exact_term),
+                    "dps_approx": dict(step_schedule="posterior", scale=1.0),
+                    "dps_paper": dict(step_schedule="constant",
+                                      scale=jg["paper_scale"] * compensation(prm, jg["steps"]))}
+            for method, kw in runs.items():
+                gen = seeding.generator(prm["seed"], PAPER, "jensen_gap", "sampler", sigma, m)  # common draws
+                t0 = time.perf_counter()
+                r = Dm.dps(model, op, noise, y_n, generator=gen, shape=shape, **kw)
+                xs = Dm.to01(r.x_pm1).reshape(jg["samples"], -1)  # unclamped: the Gaussian has no bounds
+                mean_err = float((xs.mean(0) - vec(pm)[0]).norm()) / tr**0.5
+                var_ratio = float(xs.var(0).sum()) / tr
+                rows.append({"sigma_y": sigma, "measurement": m, "method": method, "mean_err": mean_err,
+                             "var_ratio": var_ratio, "posterior_std": (tr / prior.dim) ** 0.5,
+                             "neglected_cov_ratio": neglected,
+                             "samples": jg["samples"], "steps": jg["steps"],
+                             "seconds": time.perf_counter() - t0, "seed": prm["seed"]})
+    return rows
+
+
+def stage_jensen_gap(prm: dict) -> None:
+    prm = effective(prm)
+    # 64-pixel problems: one thread is fastest (two oversubscribe a busy machine ~10x) and keeps the float64
+    # reductions in one order whatever REPLICATE_THREADS says
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = jensen_gap_rows(prm)
+    finally:
+        torch.set_num_threads(threads)
+    write_csv(runtime.results_dir(prm, PAPER) / "jensen_gap.csv", pd.DataFrame(rows))
 
 
 def stage_linear(prm: dict) -> None:
@@ -535,5 +718,7 @@ STAGES = {
     "phase_retrieval": stage_phase_retrieval,
     "ablations": stage_ablations,
     "benchmark": stage_benchmark,
+    "nonuniform": stage_nonuniform,
+    "jensen_gap": stage_jensen_gap,
     "report": stage_report,
 }

@@ -146,5 +146,8 @@ class NonUniformBlur(Operator):
             load_bkse_blur_network(self.weights)  # raises with the reason
         if self.resample_latent:
             self.latent = torch.randn(*self.latent_shape, generator=self._gen) * self.latent_scale
-        z = self.latent.to(dtype=x.dtype, device=x.device)
-        return self.net(x, z).clamp(0.0, 1.0)
+        # the network runs in its own dtype / device (float32 weights; measurements are simulated in float64)
+        p = next(self.net.parameters(), None) if isinstance(self.net, torch.nn.Module) else None
+        dev, dt = (p.device, p.dtype) if p is not None else (x.device, x.dtype)
+        z = self.latent.to(dtype=dt, device=dev)
+        return self.net(x.to(device=dev, dtype=dt), z).clamp(0.0, 1.0).to(device=x.device, dtype=x.dtype)

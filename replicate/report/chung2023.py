@@ -68,9 +68,10 @@ def build(prm: dict) -> None:
     plt = style()
     res = runtime.results_dir(prm, PAPER)
     fig_dir, tab_dir = runtime.figures_dir(prm, PAPER), runtime.tables_dir(prm, PAPER)
-    lin, pr, abl, bench = (_read(res, n) for n in ("linear", "phase_retrieval", "ablations", "benchmark"))
+    stages = ("linear", "phase_retrieval", "ablations", "benchmark", "nonuniform", "jensen_gap")
+    lin, pr, abl, bench, nonu, jg = (_read(res, n) for n in stages)
     missing = {**_unavailable(res), **gpu_only_reasons(prm)}
-    not_run = [n for n in ("linear", "phase_retrieval", "ablations", "benchmark") if not (res / f"{n}.csv").exists()]
+    not_run = [n for n in stages if not (res / f"{n}.csv").exists()]
     scale = "paper (CPU subset)" if prm["subset"] == "cpu_subset" else prm["profile"]
     items, claims, comparisons = {}, [], []
     sets_here = sorted(lin.set.unique()) if not lin.empty else []
@@ -216,18 +217,13 @@ def build(prm: dict) -> None:
     items["Fig. 6"] = {"status": PRODUCED if ex_files.get("phase_retrieval") else NOT_AVAILABLE,
                        "files": [rel(f) for f in ex_files.get("phase_retrieval", [])],
                        "note": "phase retrieval panel only; non-uniform deblurring needs the bkse GOPRO weights"}
-    items["Table 4"] = {"status": NOT_AVAILABLE, "files": [],
-                        "note": "non-uniform deblurring needs the bkse blur network GOPRO_wVAE.pth (a hand "
-                                "download, not in the mirror; the network is implemented in operators/bkse.py, "
-                                "unverified against the weights, and the task is not yet a stage of this paper) and "
-                                "the BKS-styleGAN2 baseline needs a StyleGAN2 FFHQ checkpoint"}
-    items["Claim: Jensen gap shrinks with measurement noise"] = {
-        "status": NOT_RUN_AT_SCALE, "files": [],
-        "note": "theory; the Gaussian-prior tests (tests/test_diffusion_samplers.py) measure DPS's bias at one noise "
-                "level only"}
+    _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, scale, why_lpips, why_fid,
+            "nonuniform" in not_run)
+    _jensen_gap(plt, jg, prm, items, claims, fig_dir, tab_dir, scale, "jensen_gap" in not_run)
 
     # ------------------------------------------------------------------ ablations: Table 5, Fig. 8, Fig. 11, C.4
     _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips, "ablations" in not_run)
+    _poisson_gaussian(items, tab_dir, prm, scale)
 
     # ------------------------------------------------------------------ wall-clock table and benchmark
     if not lin.empty:
@@ -261,10 +257,220 @@ def build(prm: dict) -> None:
         "status": NOT_RUN_AT_SCALE, "files": [], "note": "no noiseless SR runs in this profile's ablations"})
     for key in ("Fig. 9", "Fig. 10", "Fig. 12"):
         items.setdefault(key, {"status": NOT_RUN_AT_SCALE, "files": [], "note": "see the ablation figures"})
-    items["Fig. 7"] = {"status": PRODUCED if not gauss.empty else missing_status, "files": [],
-                       "note": "quantified as ||A x - A x_true|| per method (tables_linear_*.md, 'Measurement fit'); "
-                               "see the projection-amplifies-noise claims"}
+    f7 = _fig7(plt, gauss, fig_dir, prm) if not gauss.empty else None
+    items["Fig. 7"] = {"status": PRODUCED if f7 else missing_status, "files": [rel(f7)] if f7 else [],
+                       "note": "quantified: PSNR and ||A x - A x_true|| per task for DPS vs the projection methods "
+                               "(also in tables_linear_*.md, 'Measurement fit'); see the projection claims"}
     write_summary(prm, PAPER, items, claims, comparisons, scale)
+
+
+BKS_NOT_IMPLEMENTED = ("not implemented: blind kernel search over the bkse kernel space with a StyleGAN2 FFHQ "
+                       "generator (BKS-styleGAN2) or a hyper-Laplacian image prior (BKS-generic), Tran et al. 2021; "
+                       "outside this repository's denoiser-prior scope")
+
+
+T4_COLUMNS = {"lpips": "LPIPS", "psnr": "PSNR", "ssim": "SSIM", "fit_y": "fit to y", "seconds_per_image": "s/image"}
+
+
+def _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, scale, why_lpips, why_fid, not_run):
+    """Table 4 layout (non-uniform deblurring): measured rows where the bkse network ran, published numbers beside
+    them, and the reason for every cell that is not measured here."""
+    from replicate.report.published import load_published
+
+    unavailable = {}
+    path = res / "nonuniform.unavailable.json"
+    if path.exists():
+        unavailable = json.loads(path.read_text()).get("unavailable", {})
+    ok = nonu[nonu.status == "ok"] if not nonu.empty and "status" in nonu else pd.DataFrame()
+    pub = load_published(PAPER)
+    pub = pub[pub.table == "table4"].pivot_table(index="method", columns="metric", values="value")
+    measured = ok.groupby("method")[["lpips", "psnr", "ssim", "fit_y", "seconds_per_image"]].mean() \
+        if not ok.empty else pd.DataFrame()
+    rows = []
+    for method in ("DPS (ours)", "BKS-styleGAN2", "BKS-generic", "MCG"):
+        key = next((k for k, v in PUBLISHED_METHOD.items() if v == method), None)
+        row = {"Method": method, "published FID": pub.loc[method, "fid"] if method in pub.index else np.nan,
+               "published LPIPS": pub.loc[method, "lpips"] if method in pub.index else np.nan}
+        if key in measured.index:
+            row.update({f"measured {T4_COLUMNS[c]}": measured.loc[key, c] for c in measured.columns})
+            row["status"] = "measured"
+        elif key is None:
+            row["status"] = "not implemented"
+        else:
+            row["status"] = "not available here" if unavailable else "not run"
+        rows.append(row)
+    body = (f"Non-uniform deblurring through the bkse blur network, Gaussian noise sigma_y = {prm['noise']['sigma']} "
+            f"on [-1, 1], methods {prm['nonuniform']['methods']}, DPS step {prm['dps_scale']['deblur_nonuniform']} "
+            f"(lost in the paper's extraction: our choice). {why_lpips}{why_fid}.\n\n"
+            + markdown_table(pd.DataFrame(rows), ".3f"))
+    if unavailable:
+        body += "\n## Not available here\n\n" + "\n".join(f"* `{k}`: {v.splitlines()[0]}"
+                                                              for k, v in unavailable.items()) + "\n"
+        detail = next(iter(unavailable.values()))
+        body += "\nFull reason:\n\n```\n" + detail + "\n```\n"
+    body += f"\nBKS-styleGAN2 / BKS-generic: {BKS_NOT_IMPLEMENTED}.\n"
+    f = write_markdown(tab_dir / "table4_nonuniform_deblur.md", f"Table 4 layout: non-uniform deblurring ({scale})",
+                       body)
+    on_ffhq = not ok.empty and "ffhq" in set(ok.set)
+    if not_run:
+        status, note = NOT_RUN_AT_SCALE, "nonuniform stage not run"
+    elif ok.empty:
+        status = NOT_AVAILABLE
+        note = ("; ".join(sorted({v.splitlines()[0] for v in unavailable.values()}))[:400]
+                or "nonuniform stage has no rows")
+    else:
+        status = PRODUCED if on_ffhq else NOT_AVAILABLE
+        note = f"measured on {', '.join(sorted(set(ok.set)))}" + ("" if on_ffhq else "; FFHQ not run here")
+    items["Table 4"] = {"status": status, "files": [rel(f)], "note": note + f"; BKS rows {BKS_NOT_IMPLEMENTED[:15]}"}
+    for _, r in load_published(PAPER).query("table == 'table4'").iterrows():
+        key = next((k for k, v in PUBLISHED_METHOD.items() if v == r.method), None)
+        sub = ok[(ok.set == "ffhq") & (ok.method == key)] if on_ffhq and key else pd.DataFrame()
+        entry = {"item": "Table 4", "cell": f"{r.task_or_setting} | {r.method}", "metric": r.metric,
+                 "published": r.value, "measured": None, "source": "table4.csv",
+                 "tolerance": stats.DEFAULT_TOLERANCE.get(r.metric)}
+        if key is None:
+            entry.update(verdict=NOT_AVAILABLE, note=BKS_NOT_IMPLEMENTED.split(":")[0])
+        elif sub.empty or r.metric not in sub or sub[r.metric].isna().all():
+            why = next(iter(unavailable.values()), "") if unavailable else \
+                (f"{r.metric} not computable here" if on_ffhq else f"FFHQ not part of the {scale} run")
+            entry.update(verdict=NOT_AVAILABLE, note=why.splitlines()[0] if why else "not run")
+        else:
+            est, lo, hi = stats.bootstrap_ci(sub[r.metric].dropna().to_numpy())
+            entry.update(measured=est, ci_lo=lo, ci_hi=hi, n=len(sub),
+                         verdict=stats.compare_to_published(est, (lo, hi), r.value, tolerance=r.metric,
+                                                            direction=r.direction))
+        comparisons.append(entry)
+    if not ok.empty:
+        metric, lower = _perceptual(ok)
+        pv = ok.groupby(["set", "image_index", "method"])[metric].mean().unstack("method")
+        if {"dps", "mcg"} <= set(pv.columns):
+            d = pv[["dps", "mcg"]].dropna()
+            if len(d) >= 2:
+                a, b = (d.mcg, d.dps) if lower else (d.dps, d.mcg)
+                claims.append(claim_record("nonuniform-dps-beats-mcg", f"DPS beats MCG on non-uniform deblurring "
+                                           f"({metric.upper()})", stats.check_claim_greater(a.to_numpy(), b.to_numpy()),
+                                           catalog=["Table 4"]))
+        files = _nonuniform_grids(plt, res, fig_dir)
+        items["Fig. 6"]["files"] += [rel(p) for p in files]
+        items["Fig. 6"]["note"] = "phase retrieval and non-uniform deblurring panels"
+
+
+def _nonuniform_grids(plt, res, fig_dir) -> list:
+    out = []
+    for path in sorted((res / "examples_nonuniform").glob("*.pt")):
+        ex = torch.load(path, weights_only=False)
+        methods = [m for m in METHOD_NAMES if m in ex]
+        tiles = [ex["measurement"]] + [ex[m][s] for m in methods for s in range(ex[m].shape[0])] + [ex["clean"]]
+        labels = ["y (bkse blur)"] + [METHOD_NAMES[m] + (f" #{s + 1}" if s else "") for m in methods
+                                      for s in range(ex[m].shape[0])] + ["ground truth"]
+        out.append(_mosaic(plt, [tiles], [labels], fig_dir / f"grid_nonuniform_{path.stem}.png",
+                           f"{ex['image']}: non-uniform deblurring"))
+    return out
+
+
+JENSEN_DIVERGED = 1e3  # mean_err above this (1000 posterior stds) counts as a diverged run
+JENSEN_METHODS = {"exact": "exact p(y | x_t) (control)", "dps_approx": "DPS approximation, reverse-SDE weight",
+                  "dps_paper": "DPS as in the tables (constant step)"}
+
+
+def _jensen_gap(plt, jg, prm, items, claims, fig_dir, tab_dir, scale, not_run):
+    """Remark 2: the approximation error of p(y | x_t) ~ p(y | x0_hat) shrinks as the measurement noise grows."""
+    key = "Claim: Jensen gap shrinks with measurement noise"
+    if jg.empty:
+        items[key] = {"status": NOT_RUN_AT_SCALE, "files": [],
+                      "note": "jensen_gap stage not run" if not_run else "jensen_gap stage has no rows"}
+        return
+    p = prm["jensen_gap"]
+    jg = jg.assign(diverged=~np.isfinite(jg.mean_err) | (jg.mean_err > JENSEN_DIVERGED))
+    tab = jg.groupby(["sigma_y", "method"]).agg(median_mean_err=("mean_err", "median"),
+                                                median_var_ratio=("var_ratio", "median"),
+                                                diverged=("diverged", "sum"), n=("mean_err", "size"),
+                                                neglected_cov_ratio=("neglected_cov_ratio", "mean")).reset_index()
+    tab["method"] = tab.method.map(JENSEN_METHODS)
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 2.9))
+    for m, d in jg.groupby("method"):
+        g = d.groupby("sigma_y")  # medians over measurements, clipped where the sampler diverged
+        err, var = g.mean_err.median().clip(upper=JENSEN_DIVERGED), g.var_ratio.median().clip(upper=JENSEN_DIVERGED)
+        axes[0].loglog(err.index, err, "-o", label=JENSEN_METHODS[m])
+        axes[1].loglog(var.index, var, "-o", label=JENSEN_METHODS[m])
+    axes[0].axhline(1 / np.sqrt(p["samples"]), color="gray", ls=":", lw=0.8)
+    for ax in axes:
+        ax.axhline(JENSEN_DIVERGED, color="red", ls="--", lw=0.6)
+        ax.text(ax.get_xlim()[0], JENSEN_DIVERGED, " diverged (clipped)", color="red", fontsize=6, va="bottom")
+    axes[0].set(xlabel="sigma_y ([-1, 1] scale)", ylabel="||mean - posterior mean|| / sqrt(tr S)",
+                title="error of the posterior mean")
+    axes[1].axhline(1.0, color="gray", ls=":", lw=0.8)
+    axes[1].set(xlabel="sigma_y ([-1, 1] scale)", ylabel="tr cov(samples) / tr S", title="posterior spread")
+    axes[0].legend(fontsize=6)
+    fj = save_figure(fig_dir / "jensen_gap.png", fig)
+    plt.close(fig)
+    f = write_markdown(tab_dir / "jensen_gap.md", f"Remark 2: DPS's Jensen gap vs measurement noise ({scale})",
+                       f"Analytic stationary Gaussian prior {tuple(p['shape'])} ({p['prior']}), operator "
+                       f"{p['operator']}, {p['measurements']} measurements per noise level, {p['samples']} samples, "
+                       f"{p['steps']} steps. Exact posterior N(m, S) by linear algebra. mean_err = ||sample mean - m|| "
+                       f"/ sqrt(tr S) (Monte-Carlo floor ~ {1 / np.sqrt(p['samples']):.3f}); var_ratio = tr cov / tr S "
+                       f"(medians over measurements); diverged: runs with mean_err > {JENSEN_DIVERGED:g} or not "
+                       "finite; neglected_cov_ratio = tr(A Sigma_t A^T) / tr(sigma_y^2 I) averaged over steps, the "
+                       "term DPS drops. The 'exact' control is the same sampler with the exact p(y | x_t). The "
+                       "reverse-SDE weight beta_t / sqrt(alpha_t) on DPS's likelihood gradient is what an exact "
+                       "posterior sampler would use; DPS's own constant step is normalised by the residual.\n\n"
+                       + markdown_table(tab, ".4f") + f"\nFigure: {rel(fj)}\n")
+    items[key] = {"status": PRODUCED, "files": [rel(f), rel(fj)], "note": "analytic Gaussian prior, every profile"}
+    pv = jg.pivot_table(index=["sigma_y", "measurement"], columns="method", values="mean_err", dropna=False)
+    if {"dps_approx", "exact"} <= set(pv.columns):
+        # error ratio to the control, log10, a diverged run counted as JENSEN_DIVERGED (keeps the test finite)
+        ratio = np.log10(pv.dps_approx.fillna(np.inf).clip(upper=JENSEN_DIVERGED) / pv.exact)
+        ratio = ratio.unstack("sigma_y")  # measurements x noise levels
+        lo, hi = ratio.columns.min(), ratio.columns.max()
+        d = ratio[[lo, hi]].dropna()
+        if len(d) >= 2:
+            claims.append(claim_record(
+                "jensen-gap-shrinks", f"DPS's approximation error relative to the exact-likelihood control is larger "
+                                      f"at sigma_y = {lo} than at {hi} (Remark 2: the Jensen gap shrinks as the "
+                                      "measurement noise grows)",
+                stats.check_claim_greater(d[lo].to_numpy(), d[hi].to_numpy()),
+                extra="log10 error ratio, analytic Gaussian prior, paired over measurements", catalog=[key]))
+
+
+def _fig7(plt, gauss, fig_dir, prm):
+    """Fig. 7's point in numbers: per task, reconstruction PSNR and the fit to the clean measurement
+    ||A x - A x_true|| / (sigma sqrt(m)) of DPS and of the projection methods (MCG, Score-SDE), which copy the
+    measurement noise into the estimate (and amplify it through A^+ on deblurring). Means over images, with the
+    per-image values as dots."""
+    ok = gauss[(gauss.status == "ok") & gauss.method.isin(["dps", "mcg", "score_sde"])]
+    if ok.empty:
+        return None
+    per = ok.groupby(["task", "method", "set", "image_index"])[["psnr", "fit_clean"]].mean().reset_index()
+    tasks = [t for t in TASK_NAMES if t in set(per.task)]
+    methods = [m for m in ("dps", "mcg", "score_sde") if m in set(per.method)]
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.3))
+    width = 0.8 / len(methods)
+    for k, m in enumerate(methods):
+        for ax, col in zip(axes, ("psnr", "fit_clean")):
+            d = per[per.method == m]
+            means = [d[d.task == t][col].mean() for t in tasks]
+            xs = np.arange(len(tasks)) + (k - (len(methods) - 1) / 2) * width
+            ax.bar(xs, means, width, label=METHOD_NAMES[m], alpha=0.8)
+            for i, t in enumerate(tasks):
+                v = d[d.task == t][col]
+                ax.plot(np.full(len(v), xs[i]), v, "k.", ms=2)
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    for ax, lab in zip(axes, ("PSNR (dB)", "fit to A x_true (noise std = 1)")):
+        ax.set_xticks(np.arange(len(tasks)), [TASK_NAMES[t] for t in tasks], rotation=20, fontsize=7)
+        ax.set_ylabel(lab, fontsize=8)
+    axes[1].axhline(1.0, color="gray", ls=":", lw=0.8)
+    axes[1].set_yscale("log")
+    lo_hi = per.fit_clean[per.fit_clean > 0]
+    axes[1].set_yticks([v for v in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if lo_hi.min() / 2 <= v <= lo_hi.max() * 2])
+    axes[1].yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    axes[1].yaxis.set_minor_formatter(NullFormatter())
+    axes[0].legend(fontsize=6, loc="lower left", framealpha=0.9)
+    fig.suptitle(f"Fig. 7: projections carry the measurement noise (sigma_y = {prm['noise']['sigma']} on [-1, 1])",
+                 fontsize=8)
+    f = save_figure(fig_dir / "fig7_projection_noise.png", fig)
+    plt.close(fig)
+    return f
 
 
 def _compare_published(comparisons, gauss, sets_here, missing, scale):
@@ -442,9 +648,40 @@ def _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips,
                                                                      d.poisson_direct.to_numpy()),
                                            catalog=["Claim: Poisson-direct likelihood diverges"]))
     _noiseless(abl, items, claims, tab_dir, scale, metric, lower)
+
+
+def poisson_normal_distance(lam: float) -> float:
+    """Kolmogorov distance between Poisson(lam) and N(lam, lam) with the continuity correction: the largest CDF
+    difference over the counts k."""
+    from scipy import stats as st
+
+    k = np.arange(0, int(lam + 12 * np.sqrt(lam) + 20))
+    return float(np.abs(st.poisson.cdf(k, lam) - st.norm.cdf((k + 0.5 - lam) / np.sqrt(lam))).max())
+
+
+def _poisson_gaussian(items, tab_dir, prm, scale, lam_max: int = 1000):
+    """The footnote of Sec. 3.2: Poisson(lam) ~ N(lam, lam) "within 1% of the error" for large enough lam (the
+    threshold was lost in the extraction). Computed exactly: the smallest count level from which the Kolmogorov
+    distance stays below 1%, and the image intensity it means at the paper's rate (255 * rate counts per unit)."""
+    lams = np.arange(1, lam_max + 1)
+    dist = np.array([poisson_normal_distance(float(v)) for v in lams])
+    above = np.nonzero(dist >= 0.01)[0]
+    lam_star = int(lams[above[-1] + 1]) if len(above) else 1
+    counts = 255.0 * prm["poisson"]["rate"]
+    shown = [1, 5, 10, 20, lam_star, 100, 255]
+    tab = pd.DataFrame({"lambda (counts)": shown, "intensity at rate": [v / counts for v in shown],
+                        "Kolmogorov distance": [dist[v - 1] for v in shown]})
+    f = write_markdown(tab_dir / "poisson_gaussian_approximation.md",
+                       f"Sec. 3.2 footnote: Gaussian approximation of the Poisson noise ({scale})",
+                       f"Largest CDF difference between Poisson(lambda) and N(lambda, lambda) (continuity correction), "
+                       f"lambda = 1..{lam_max}. It stays below 1% from lambda = {lam_star} counts on, i.e. pixel "
+                       f"intensities >= {lam_star / counts:.3f} at rate {prm['poisson']['rate']} ({counts:g} counts per "
+                       "unit intensity); darker pixels are outside the 1% regime. The paper's threshold symbol was "
+                       "lost in the extraction.\n\n" + markdown_table(tab, ".4f"))
     items["Claim: Poisson-Gaussian approximation within 1%"] = {
-        "status": NOT_RUN_AT_SCALE, "files": [], "note": "a statement about the Gaussian approximation of the "
-                                                         "Poisson distribution; not measured"}
+        "status": PRODUCED, "files": [rel(f)],
+        "note": f"exact computation: Kolmogorov distance < 1% for lambda >= {lam_star} counts (intensity >= "
+                f"{lam_star / counts:.3f} at rate {prm['poisson']['rate']}); threshold of the paper lost"}
 
 
 def _noiseless(abl, items, claims, tab_dir, scale, metric, lower):

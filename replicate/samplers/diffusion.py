@@ -21,6 +21,11 @@ which is the same step with zeta' = scale / 2. Table 5's schedules are ``step_sc
   "exponential"  scale * decay ** (steps taken): the decay constant was lost in the extraction (setting)
   "likelihood"   zeta_t = 1 on the gradient of -log p(y | x0_hat) = ||y - A x0_hat||^2 / (2 sigma_y^2) (eq. 16
                  taken literally: "step size proportional to 1/sigma_y^2"; Gaussian noise only)
+  "posterior"    zeta_t = scale * beta_t / sqrt(alpha_t) on the gradient of -log p(y | x0_hat): DPS's approximation
+                 of grad log p(y | x_t) given the weight that the ancestral step gives a score (x0_hat is Tweedie's
+                 estimate, so the step's mean is (x_t + beta_t score) / sqrt(alpha_t)). With scale 1 and an exact
+                 p(y | x_t) this samples the exact posterior up to discretisation: not in the paper, it is the
+                 sampler of the Jensen-gap study (``data_term`` swaps in the exact likelihood as its control).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from tqdm.auto import tqdm
 
 from replicate.denoisers.vp import VPSchedule, space_timesteps
 
-STEP_SCHEDULES = ("constant", "linear", "exponential", "likelihood")
+STEP_SCHEDULES = ("constant", "linear", "exponential", "likelihood", "posterior")
 
 
 @dataclass
@@ -71,8 +76,18 @@ def to01(x_pm1: torch.Tensor) -> torch.Tensor:
 
 
 def measurement_pm1(operator, y01: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """y on the [-1, 1] scale of a LINEAR operator: A(2x - 1) = 2 A x - A 1, so y_pm1 = 2 y - A(1)."""
+    """y on the [-1, 1] scale of the operator: for a linear one A(2x - 1) = 2 A x - A 1, so y_pm1 = 2 y - A(1); a
+    nonlinear one (image-valued, as the non-uniform blur) maps [0, 1] images to [0, 1], so y_pm1 = 2 y - 1."""
+    if not operator.linear:
+        return 2.0 * y01 - 1.0
     return 2.0 * y01 - operator(torch.ones_like(like))
+
+
+def forward_pm1(operator, x_pm1: torch.Tensor) -> torch.Tensor:
+    """A on the [-1, 1] scale, consistent with ``measurement_pm1``."""
+    if not operator.linear:
+        return 2.0 * operator(to01(x_pm1)) - 1.0
+    return operator(x_pm1)
 
 
 def _ancestral(schedule: VPSchedule, out: dict, x_t: torch.Tensor, t: int, gen: torch.Generator) -> torch.Tensor:
@@ -83,9 +98,12 @@ def _ancestral(schedule: VPSchedule, out: dict, x_t: torch.Tensor, t: int, gen: 
     return mean + (0.5 * out["log_variance"]).exp() * _randn(x_t.shape, gen, x_t)
 
 
-def _step_size(kind: str, scale: float, i: int, n: int, decay: float) -> float:
+def _step_size(kind: str, scale: float, i: int, n: int, decay: float, schedule: VPSchedule | None = None,
+               t: int = 0) -> float:
     if kind in ("constant", "likelihood"):
         return scale
+    if kind == "posterior":
+        return scale * float(schedule.betas[t]) / math.sqrt(float(schedule.alphas[t]))
     if kind == "linear":
         return scale * (n - i) / n
     if kind == "exponential":
@@ -95,9 +113,13 @@ def _step_size(kind: str, scale: float, i: int, n: int, decay: float) -> float:
 
 def dps(model, operator, noise, y: torch.Tensor, *, scale: float, generator: torch.Generator,
         step_schedule: str = "constant", decay: float = 0.99, x_T: torch.Tensor | None = None,
-        shape=None, progress: bool = False, trace_every: int = 0) -> SampleResult:
+        shape=None, progress: bool = False, trace_every: int = 0, data_term=None) -> SampleResult:
     """Diffusion posterior sampling (Alg. 1 for Gaussian noise, Alg. 2 for Poisson: the data term is the noise
     model's ``dps_norm``). One sample per row of ``y``; batch several samples per measurement by repeating y.
+
+    ``data_term(y, Ax0_hat, t) -> (N,)``, if given, replaces the data term whose gradient is taken (e.g. an exact
+    -log p(y | x_t) where one is known); by default ``dps_norm``, or -log p(y | x0_hat) for the "likelihood" and
+    "posterior" schedules.
 
     Backpropagation runs through the x0-predictor once per step (the DPS overhead over plain sampling).
     """
@@ -117,14 +139,17 @@ def dps(model, operator, noise, y: torch.Tensor, *, scale: float, generator: tor
             x_in = x.detach().requires_grad_(True)
             out = model.predict(x_in, t)
             Ax = operator(to01(out["x0"]))
-            if step_schedule == "likelihood":
+            if data_term is not None:
+                data = data_term(y, Ax, t)
+            elif step_schedule in ("likelihood", "posterior"):
                 data = -noise.log_likelihood(y, Ax)
             else:
                 data = noise.dps_norm(y, Ax)
             (grad,) = torch.autograd.grad(data.sum(), x_in)
         with torch.no_grad():
             out = {k: v.detach() for k, v in out.items()}
-            x = _ancestral(s, out, x_in.detach(), t, generator) - _step_size(step_schedule, scale, i, n, decay) * grad
+            step = _step_size(step_schedule, scale, i, n, decay, s, t)
+            x = _ancestral(s, out, x_in.detach(), t, generator) - step * grad
         if trace_every and (i % trace_every == 0 or t == 0):
             trace["residual"].append(noise.dps_norm(y, Ax.detach()).cpu())
     x = x.detach()
@@ -167,11 +192,16 @@ def project_measurement(operator, x_pm1: torch.Tensor, y_pm1: torch.Tensor, rcon
                         mode: str = "pinv", cg_iters: int = 100) -> torch.Tensor:
     """mode "pinv": x + A^+(y - A x), the closest point (in l2) of {A x = y} (the paper: projection methods make
     the estimate measurement-consistent); mode "transpose": x + A^T (y - A x), the DPS code's ProjectionOperator
-    (equal to "pinv" for masks). Linear operators only."""
+    (equal to "pinv" for masks); mode "residual": x + (y - A(x)), the DPS code's NonLinearOperator.project, for
+    operators whose measurement is an image of x's shape (the only mode for nonlinear ones)."""
+    if mode == "residual":
+        return x_pm1 + (y_pm1 - forward_pm1(operator, x_pm1))
+    if not operator.linear:
+        raise TypeError(f"projection mode {mode!r} needs a linear operator; nonlinear ones project with 'residual'")
     if mode == "transpose":
         return x_pm1 + operator.adjoint(y_pm1 - operator(x_pm1), like=x_pm1)
     if mode != "pinv":
-        raise ValueError(f"projection mode must be 'pinv' or 'transpose', got {mode!r}")
+        raise ValueError(f"projection mode must be 'pinv', 'transpose' or 'residual', got {mode!r}")
     return x_pm1 + pinv_apply(operator, y_pm1 - operator(x_pm1), x_pm1, rcond=rcond, cg_iters=cg_iters)
 
 
@@ -186,9 +216,13 @@ def projection_sampler(model, operator, noise, y: torch.Tensor, *, generator: to
     x_{t-1} = x'_{t-1} + A^+(y_{t-1} - A x'_{t-1}) with y_{t-1} = sqrt(abar_{t-1}) y + sqrt(1 - abar_{t-1}) A z,
     the measurement diffused to the same level (Song et al. 2021's conditional sampler). The measurement noise is
     not modelled: projections copy it into the estimate (the paper's Fig. 7 argument, checked by our claims).
+
+    Nonlinear operators (Table 4's MCG on non-uniform blur) take mode "residual" and, as the DPS code, diffuse the
+    measurement with noise drawn in measurement space: y_{t-1} = sqrt(abar) y + sqrt(1 - abar) z_y.
     """
-    if not operator.linear:
-        raise TypeError("projection methods need a linear operator (A^+ y); use DPS for nonlinear ones")
+    if not operator.linear and mode != "residual":
+        raise TypeError("a nonlinear operator has no A^+: projection methods run on it only with mode='residual' "
+                        "(x + y - A(x), image-valued operators), else use DPS")
     s = model.schedule
     n = s.num_steps
     x = _randn((y.shape[0], *operator.shape), generator, y)
@@ -205,8 +239,11 @@ def projection_sampler(model, operator, noise, y: torch.Tensor, *, generator: to
             out = {k: v.detach() for k, v in out.items()}
             x = _ancestral(s, out, x_in.detach(), t, generator) - mcg_scale * grad
             abar_prev = float(s.alphas_cumprod_prev[t])
-            z = _randn(x.shape, generator, x)
-            y_t = math.sqrt(abar_prev) * y_pm1 + math.sqrt(1.0 - abar_prev) * operator(z)
+            if operator.linear:
+                z = _randn(x.shape, generator, x)
+                y_t = math.sqrt(abar_prev) * y_pm1 + math.sqrt(1.0 - abar_prev) * operator(z)
+            else:
+                y_t = math.sqrt(abar_prev) * y_pm1 + math.sqrt(1.0 - abar_prev) * _randn(y_pm1.shape, generator, x)
             x = project_measurement(operator, x, y_t, rcond=rcond, mode=mode, cg_iters=cg_iters)
     return SampleResult(to01(x).clamp(0, 1), x, nfe=n)
 
