@@ -373,23 +373,30 @@ def linear_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise": kind, "task": task,
                          "method": method, "sample": 0, "status": why})
             continue
-        n = prm["samples"] if method == "dps" else 1  # several samples per measurement: DPS (Figs. 13-20)
         gen = seeding.generator(prm["seed"], PAPER, set_name, idx, task, kind, method)
-        t0 = time.perf_counter()
-        xs, nfe = run_method(prm, method, op, noise, y.expand(n, *y.shape[1:]).contiguous(), task, gen, set_name)
-        sec = (time.perf_counter() - t0) / n
-        xs = xs.float().cpu()
-        met, fit = metrics(xs, x), _fit(op, noise, xs, x, y)
-        for s in range(n):
-            rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise": kind, "task": task,
-                         "method": method, "sample": s, "status": "ok", "psnr": met["psnr"][s],
-                         "ssim": met["ssim"][s], "lpips": met["lpips"][s], "fit_y": fit["fit_y"][s],
-                         "fit_clean": fit["fit_clean"][s], "nfe": nfe, "seconds_per_image": sec,
-                         "pixels": x[0].numel(), "seed": prm["seed"]})
+        method_rows, xs = _method_rows(prm, metrics, im, set_name, idx, method, op, noise, y, task, kind, gen)
+        rows += method_rows
         arrays[f"{kind}/{task}/{method}"] = xs[: prm["grid_samples"]]
         arrays[f"{kind}/{task}/measurement"] = y[0].float()
     _save_examples(prm, "linear", set_name, idx, arrays)
     return rows
+
+
+def _method_rows(prm, metrics, im, set_name, idx, method, op, noise, y, task, kind, gen):
+    """(one row per sample, reconstructions on the CPU) of one method on one measurement y of image ``im``: several
+    samples per measurement for DPS (Figs. 13-20), one for the others; PSNR / SSIM / LPIPS, fit, NFE, seconds."""
+    x = im.pixels[None]
+    n = prm["samples"] if method == "dps" else 1
+    t0 = time.perf_counter()
+    xs, nfe = run_method(prm, method, op, noise, y.expand(n, *y.shape[1:]).contiguous(), task, gen, set_name)
+    sec = (time.perf_counter() - t0) / n
+    xs = xs.float().cpu()
+    met, fit = metrics(xs, x), _fit(op, noise, xs, x, y)
+    rows = [{"set": set_name, "image_index": idx, "image": im.name, "noise": kind, "task": task, "method": method,
+             "sample": s, "status": "ok", "psnr": met["psnr"][s], "ssim": met["ssim"][s], "lpips": met["lpips"][s],
+             "fit_y": fit["fit_y"][s], "fit_clean": fit["fit_clean"][s], "nfe": nfe, "seconds_per_image": sec,
+             "pixels": x[0].numel(), "seed": prm["seed"]} for s in range(n)]
+    return rows, xs
 
 
 def phase_retrieval_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
@@ -469,20 +476,10 @@ def nonuniform_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     y = measure(prm, op, noise, x, set_name, idx, NONUNIFORM_TASK, "gaussian")
     rows, arrays = [], {"image": im.name, "clean": x[0], "measurement": y[0].float()}
     for method in prm["nonuniform"]["methods"]:
-        n = prm["samples"] if method == "dps" else 1
         gen = seeding.generator(prm["seed"], PAPER, set_name, idx, NONUNIFORM_TASK, method)
-        t0 = time.perf_counter()
-        xs, nfe = run_method(prm, method, op, noise, y.expand(n, *y.shape[1:]).contiguous(), NONUNIFORM_TASK, gen,
-                             set_name)
-        sec = (time.perf_counter() - t0) / n
-        xs = xs.float().cpu()
-        met, fit = metrics(xs, x), _fit(op, noise, xs, x, y)
-        for s in range(n):
-            rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise": "gaussian",
-                         "task": NONUNIFORM_TASK, "method": method, "sample": s, "status": "ok",
-                         "psnr": met["psnr"][s], "ssim": met["ssim"][s], "lpips": met["lpips"][s],
-                         "fit_y": fit["fit_y"][s], "fit_clean": fit["fit_clean"][s], "nfe": nfe,
-                         "seconds_per_image": sec, "pixels": x[0].numel(), "seed": prm["seed"]})
+        method_rows, xs = _method_rows(prm, metrics, im, set_name, idx, method, op, noise, y, NONUNIFORM_TASK,
+                                       "gaussian", gen)
+        rows += method_rows
         arrays[method] = xs[: prm["grid_samples"]]
     _save_examples(prm, "nonuniform", set_name, idx, arrays)
     return rows
@@ -535,20 +532,30 @@ def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def _per_image_stage(prm: dict, fn, name: str, already_effective: bool = False) -> None:
+def _per_image_stage(prm: dict, fn, name: str, view=None, needs=None) -> None:
     """Every image of every available set through ``fn`` (scale-out parts, merged); sets whose data or checkpoint
-    is not here are listed with the reason in <name>.unavailable.json and get no rows."""
+    is not here are listed with the reason in <name>.unavailable.json and get no rows. ``view(prm)`` adapts the
+    effective params (Table 4's own sets); ``needs(prm)`` loads what every set needs and raises Unavailable if it
+    is not here (the bkse network): then every set is listed with that reason."""
     from replicate.scaleout import run_per_image
 
-    prm = prm if already_effective else effective(prm)
+    prm = effective(prm)
+    prm = view(prm) if view else prm
     out = runtime.results_dir(prm, PAPER) / f"{name}.csv"
-    sets, missing = image_sets(prm)
+    try:
+        if needs:
+            needs(prm)
+    except Unavailable as e:
+        sets, missing = {}, {**{s: str(e) for s in prm["test_sets"]}, **gpu_only_reasons(prm)}
+    else:
+        sets, missing = image_sets(prm)
     write_json(out.with_name(f"{name}.unavailable.json"), {"stage": name, "subset": prm["subset"],
                                                            "unavailable": missing})
     if not sets:
         write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
-        if name in EXAMPLE_STAGES:
-            _examples_dir(prm, name).mkdir(parents=True, exist_ok=True)  # a declared DVC output, even if empty
+        if name in EXAMPLE_STAGES:  # a declared DVC output: git keeps no empty folder, so it holds a note
+            write_text(_examples_dir(prm, name) / "README.txt",
+                       f"Reconstructions of the first images go here; none: see ../{name}.unavailable.json\n")
         return
     side = _examples_dir(prm, name) if name in EXAMPLE_STAGES else None
     run_per_image(fn, prm, [(s, i) for s, ims in sets.items() for i in range(len(ims))], out, side_dir=side)
@@ -562,20 +569,7 @@ def _nonuniform_view(prm: dict) -> dict:
 
 def stage_nonuniform(prm: dict) -> None:
     """Table 4. Without the bkse weights every set is listed as not available here, with the registry's reason."""
-    prm = _nonuniform_view(effective(prm))
-    out = runtime.results_dir(prm, PAPER) / "nonuniform.csv"
-    try:
-        bkse_network_cached(prm)
-    except Unavailable as e:
-        missing = {name: str(e) for name in prm["test_sets"]}
-        missing.update(gpu_only_reasons(prm))
-        write_json(out.with_name("nonuniform.unavailable.json"), {"stage": "nonuniform", "subset": prm["subset"],
-                                                                  "unavailable": missing})
-        write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
-        write_text(_examples_dir(prm, "nonuniform") / "README.txt",
-                   "Reconstructions of Table 4's first images go here; none: see ../nonuniform.unavailable.json\n")
-        return
-    _per_image_stage(prm, nonuniform_rows, "nonuniform", already_effective=True)
+    _per_image_stage(prm, nonuniform_rows, "nonuniform", view=_nonuniform_view, needs=bkse_network_cached)
 
 
 def jensen_gap_rows(prm: dict) -> list[dict]:
@@ -617,6 +611,10 @@ def jensen_gap_rows(prm: dict) -> list[dict]:
             r = (y - Ax).flatten(1).double()
             return 0.5 * ((r @ k_inv[t]) * r).sum(1)
 
+        runs = {"exact": dict(step_schedule="posterior", scale=1.0, data_term=exact_term),
+                "dps_approx": dict(step_schedule="posterior", scale=1.0),
+                "dps_paper": dict(step_schedule="constant", scale=jg["paper_scale"] * compensation(prm, jg["steps"]))}
+
         for m in range(jg["measurements"]):
             g = seeding.generator(prm["seed"], PAPER, "jensen_gap", sigma, m)
             x = prior.sample(1, g)
@@ -624,10 +622,6 @@ def jensen_gap_rows(prm: dict) -> list[dict]:
             pm, cov = prior.posterior(A, y.reshape(1, -1), s01)
             tr = float(torch.diagonal(cov).sum())
             y_n = y.expand(jg["samples"], *y.shape[1:]).contiguous()
-            runs = {"exact": dict(step_schedule="posterior", scale=1.0, data_term=exact_term),
-                    "dps_approx": dict(step_schedule="posterior", scale=1.0),
-                    "dps_paper": dict(step_schedule="constant",
-                                      scale=jg["paper_scale"] * compensation(prm, jg["steps"]))}
             for method, kw in runs.items():
                 gen = seeding.generator(prm["seed"], PAPER, "jensen_gap", "sampler", sigma, m)  # common draws
                 t0 = time.perf_counter()

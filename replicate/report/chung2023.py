@@ -34,9 +34,10 @@ def _read(res, name):
     return pd.read_csv(path) if path.exists() else pd.DataFrame()
 
 
-def _unavailable(res) -> dict[str, str]:
+def _unavailable(res, stage: str = "*") -> dict[str, str]:
+    """{set: why not here} from the stages' <stage>.unavailable.json (all stages by default)."""
     out = {}
-    for p in res.glob("*.unavailable.json"):
+    for p in res.glob(f"{stage}.unavailable.json"):
         out.update(json.loads(p.read_text()).get("unavailable", {}))
     return out
 
@@ -277,13 +278,10 @@ def _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, s
     them, and the reason for every cell that is not measured here."""
     from replicate.report.published import load_published
 
-    unavailable = {}
-    path = res / "nonuniform.unavailable.json"
-    if path.exists():
-        unavailable = json.loads(path.read_text()).get("unavailable", {})
+    unavailable = _unavailable(res, "nonuniform")  # its own: set names are shared with the other stages
     ok = nonu[nonu.status == "ok"] if not nonu.empty and "status" in nonu else pd.DataFrame()
-    pub = load_published(PAPER)
-    pub = pub[pub.table == "table4"].pivot_table(index="method", columns="metric", values="value")
+    published = load_published(PAPER).query("table == 'table4'")
+    pub = published.pivot_table(index="method", columns="metric", values="value")
     measured = ok.groupby("method")[["lpips", "psnr", "ssim", "fit_y", "seconds_per_image"]].mean() \
         if not ok.empty else pd.DataFrame()
     rows = []
@@ -322,24 +320,16 @@ def _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, s
         status = PRODUCED if on_ffhq else NOT_AVAILABLE
         note = f"measured on {', '.join(sorted(set(ok.set)))}" + ("" if on_ffhq else "; FFHQ not run here")
     items["Table 4"] = {"status": status, "files": [rel(f)], "note": note + f"; BKS rows {BKS_NOT_IMPLEMENTED[:15]}"}
-    for _, r in load_published(PAPER).query("table == 'table4'").iterrows():
+    for _, r in published.iterrows():
         key = next((k for k, v in PUBLISHED_METHOD.items() if v == r.method), None)
         sub = ok[(ok.set == "ffhq") & (ok.method == key)] if on_ffhq and key else pd.DataFrame()
-        entry = {"item": "Table 4", "cell": f"{r.task_or_setting} | {r.method}", "metric": r.metric,
-                 "published": r.value, "measured": None, "source": "table4.csv",
-                 "tolerance": stats.DEFAULT_TOLERANCE.get(r.metric)}
         if key is None:
-            entry.update(verdict=NOT_AVAILABLE, note=BKS_NOT_IMPLEMENTED.split(":")[0])
-        elif sub.empty or r.metric not in sub or sub[r.metric].isna().all():
-            why = next(iter(unavailable.values()), "") if unavailable else \
-                (f"{r.metric} not computable here" if on_ffhq else f"FFHQ not part of the {scale} run")
-            entry.update(verdict=NOT_AVAILABLE, note=why.splitlines()[0] if why else "not run")
+            why = BKS_NOT_IMPLEMENTED.split(":")[0]
+        elif unavailable:
+            why = next(iter(unavailable.values()))
         else:
-            est, lo, hi = stats.bootstrap_ci(sub[r.metric].dropna().to_numpy())
-            entry.update(measured=est, ci_lo=lo, ci_hi=hi, n=len(sub),
-                         verdict=stats.compare_to_published(est, (lo, hi), r.value, tolerance=r.metric,
-                                                            direction=r.direction))
-        comparisons.append(entry)
+            why = f"{r.metric} not computable here" if on_ffhq else f"FFHQ not part of the {scale} run"
+        comparisons.append(_comparison("Table 4", "table4.csv", r, sub, why))
     if not ok.empty:
         metric, lower = _perceptual(ok)
         pv = ok.groupby(["set", "image_index", "method"])[metric].mean().unstack("method")
@@ -480,24 +470,29 @@ def _compare_published(comparisons, gauss, sets_here, missing, scale):
     for ds, tables in PAPER_TABLES.items():
         for table in tables:
             for _, row in pub[pub.table == table].iterrows():
-                cell = f"{row.task_or_setting} | {row.method}"
-                entry = {"item": f"Table {table[-1]}", "cell": cell, "metric": row.metric, "published": row.value,
-                         "measured": None, "source": f"{table}.csv", "tolerance": stats.DEFAULT_TOLERANCE.get(row.metric)}
                 task = next((t for t, n in TASK_NAMES.items() if row.task_or_setting.startswith(n + " ")), None)
                 method = next((m for m, n in PUBLISHED_METHOD.items() if n == row.method), None)
                 sub = gauss[(gauss.set == ds) & (gauss.task == task) & (gauss.method == method)] if ds in sets_here \
                     else pd.DataFrame()
-                if sub.empty or row.metric not in sub or sub[row.metric].isna().all():
-                    why = missing.get(ds, f"not part of the {scale} profile") if ds not in sets_here else \
-                        f"{row.metric} not computable here"
-                    entry["verdict"] = NOT_AVAILABLE
-                    entry["note"] = why.splitlines()[0]
-                else:
-                    est, lo, hi = stats.bootstrap_ci(sub[row.metric].dropna().to_numpy())
-                    entry.update(measured=est, ci_lo=lo, ci_hi=hi, n=len(sub),
-                                 verdict=stats.compare_to_published(est, (lo, hi), row.value, tolerance=row.metric,
-                                                                    direction=row.direction))
-                comparisons.append(entry)
+                why = missing.get(ds, f"not part of the {scale} profile") if ds not in sets_here else \
+                    f"{row.metric} not computable here"
+                comparisons.append(_comparison(f"Table {table[-1]}", f"{table}.csv", row, sub, why))
+
+
+def _comparison(item: str, source: str, row, sub: pd.DataFrame, why_missing: str) -> dict:
+    """One published cell against the per-image values ``sub`` measured for it: bootstrap CI and verdict, or
+    "not available here" with the first line of ``why_missing`` when nothing was measured."""
+    entry = {"item": item, "cell": f"{row.task_or_setting} | {row.method}", "metric": row.metric,
+             "published": row.value, "measured": None, "source": source,
+             "tolerance": stats.DEFAULT_TOLERANCE.get(row.metric)}
+    if sub.empty or row.metric not in sub or sub[row.metric].isna().all():
+        entry.update(verdict=NOT_AVAILABLE, note=why_missing.splitlines()[0])
+    else:
+        est, lo, hi = stats.bootstrap_ci(sub[row.metric].dropna().to_numpy())
+        entry.update(measured=est, ci_lo=lo, ci_hi=hi, n=len(sub),
+                     verdict=stats.compare_to_published(est, (lo, hi), row.value, tolerance=row.metric,
+                                                        direction=row.direction))
+    return entry
 
 
 def _mosaic(plt, rows: list[list], labels: list[list[str]], path, title: str = ""):
