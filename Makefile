@@ -1,12 +1,17 @@
-# Two commands do all the set-up on a fresh machine (Python 3.11 + pip, no GPU, no internet but the registries):
-#   make repro   -> .venv with pinned dependencies (if missing), then `dvc repro` (profile from params.yaml)
-#   make test    -> same environment, the test suite
+# Set-up and checks on a fresh machine (Python 3.11 + pip, no GPU, no internet but the package registries):
+#   make test         -> .venv with pinned dependencies (if missing), then the test suite
+#   make repro        -> `dvc repro`: the default `mini` profile, offline, CPU only (a no-op when nothing changed)
+#   make check        -> fails when a committed result is older than its code or parameters (every committed profile)
+#   make check-repro  -> recomputes a seeded sample of committed results and compares (PROFILE=paper for the paper's)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PROFILE ?= mini
+ITEMS  ?= 1
+RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python
 
-.PHONY: venv repro test test-fast clean-venv status
+.PHONY: venv repro test test-fast check check-repro dvc-yaml status clean-venv
 
 venv: $(STAMP)
 
@@ -21,10 +26,19 @@ repro: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: venv
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	$(RUN) -m pytest
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow"
+	$(RUN) -m pytest -m "not slow"
+
+check: venv
+	$(RUN) -m replicate check
+
+check-repro: venv
+	$(RUN) -m replicate check-repro --profile $(PROFILE) --items $(ITEMS)
+
+dvc-yaml: venv
+	$(RUN) -m replicate dvc-yaml
 
 status: venv
 	$(BIN)/python -m replicate.assets.registry status

@@ -1,12 +1,14 @@
 """Reference replication of the 'denoiser as a prior' literature.
 
-Layers (each only imports the ones above it):
-  assets      -> registry of external files, verified downloads through a mirror
-  denoisers   -> one interface D(x, sigma) = E[x | x + sigma n] and adapters for every prior
-  operators   -> forward models A with adjoints / pseudo-inverses, and noise models
-  samplers    -> algorithms that take a denoiser, an operator and a noise model
-  experiments -> one module per paper, wiring the above to data; writes per-image results
-  report      -> tables, figures, statistics and the comparison with published numbers
+Layers, lowest first (a module imports only its own layer and the ones below; tests/test_layers.py checks it):
+  core         params (+ config/: one schema per params section), io, seeding, runtime, markdown, progress
+  data         assets (registry of external files, verified downloads through a mirror), image sets, metrics
+  models       denoisers (one interface D(x, sigma), priors by name), operators (forward models), noise models
+  methods      the algorithms that take a denoiser, an operator and a noise model (samplers, solvers), training
+  pipeline     stage declarations, manifests, the scale-out runner, the freshness and reproducibility checks
+  experiments  one module per paper: wires the above to data, writes per-image results (+ a manifest per stage)
+  report       verdicts, tables and figures, built from results and manifests only
+  entry        the stage table (stages.py) and the command line (cli.py)
 """
 
 __version__ = "0.1.0"

@@ -1,62 +1,92 @@
-"""Command line: `python -m replicate <paper> <stage>` runs one pipeline stage (what dvc.yaml calls).
+"""Command line: `python -m replicate <stage>` runs one pipeline stage; stage names are dvc.yaml's.
 
-    python -m replicate list                       # every paper and stage
-    python -m replicate mohan2020 generalization   # one stage, active profile from params.yaml
-    REPLICATE_PROFILE=smoke python -m replicate mohan2020 train
+    python -m replicate list                          # every stage, in pipeline order, with what it does
+    python -m replicate mohan2020_generalization      # one stage, profile from params.yaml
+    REPLICATE_PROFILE=smoke python -m replicate mohan2020_models
+    python -m replicate dvc-yaml [--check]            # regenerate dvc.yaml from the stage declarations
+    python -m replicate check                         # stale or edited results of any committed profile -> exit 1
+    python -m replicate check-repro [--profile mini]  # recompute a seeded sample of committed rows and compare
 
-Each experiment module exposes STAGES: dict[name, callable(params) -> None].
+Expected errors (unknown profile or stage, a missing or corrupt file, a bad parameter) print one or two lines and
+exit 2; `--debug` or REPLICATE_DEBUG=1 shows the traceback.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
-import time
 
-PAPERS = {
-    "foundation": "replicate.experiments.foundation",
-    "mohan2020": "replicate.experiments.mohan2020",
-    "kadkhodaie2021": "replicate.experiments.kadkhodaie2021",
-    "kawar2021": "replicate.experiments.kawar2021",
-    "chung2023": "replicate.experiments.chung2023",
-    "xie2023": "replicate.experiments.xie2023",
-    "elad_lecture": "replicate.experiments.elad_lecture",
-    "report": "replicate.report.build",
-}
+COMMANDS = ("list", "dvc-yaml", "check", "check-repro")
 
 
-def stages(paper: str) -> dict:
-    if paper not in PAPERS:
-        raise SystemExit(f"unknown paper {paper!r}; choose one of: {', '.join(PAPERS)}")
-    return importlib.import_module(PAPERS[paper]).STAGES
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from replicate.assets.registry import AssetError
+    from replicate.params import ParamsError
+    from replicate.pipeline.stage import UnknownStage
+
+    return (ParamsError, AssetError, FileNotFoundError, UnknownStage)
+
+
+def _list() -> int:
+    from replicate.stages import all_stages
+
+    for s in all_stages():
+        print(f"{s.name:34s} {s.about}")
+    return 0
+
+
+def _dvc_yaml(check: bool) -> int:
+    from pathlib import Path
+
+    from replicate.pipeline.dvcgen import render
+    from replicate.stages import all_stages
+
+    path = Path("dvc.yaml")
+    text = render(all_stages())
+    if check:
+        if not path.exists() or path.read_text() != text:
+            print("dvc.yaml differs from the stage declarations: run `python -m replicate dvc-yaml`", file=sys.stderr)
+            return 1
+        print("dvc.yaml matches the stage declarations")
+        return 0
+    from replicate.io import write_text
+
+    write_text(path, text)
+    print(f"wrote {path} ({text.count('    cmd:')} stages)")
+    return 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="replicate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paper", help="paper id (or 'list')")
-    parser.add_argument("stage", nargs="?", help="stage name")
-    args = parser.parse_args(argv)
-    if args.paper == "list":
-        for paper in PAPERS:
-            try:
-                print(f"{paper}: {', '.join(stages(paper))}")
-            except ModuleNotFoundError as exc:
-                print(f"{paper}: not implemented yet ({exc.name})")
-        return 0
-    table = stages(args.paper)
-    if args.stage not in table:
-        raise SystemExit(f"unknown stage {args.stage!r} for {args.paper}; choose one of: {', '.join(table)}")
-    from replicate import params as P
-    from replicate.runtime import setup
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("check", "check-repro"):  # these parse their own arguments
+        from replicate.pipeline import check, rerun
+        from replicate.stages import all_stages
 
-    section = "report" if args.paper == "report" else args.paper
-    prm = P.load(section)
-    setup(prm)
-    start = time.perf_counter()
-    print(f"[replicate] {args.paper}.{args.stage} (profile {prm['profile']}, seed {prm['seed']})", file=sys.stderr)
-    table[args.stage](prm)
-    print(f"[replicate] {args.paper}.{args.stage} done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return 0
+        return (check.main if argv[0] == "check" else rerun.main)(argv[1:], all_stages())
+    parser = argparse.ArgumentParser(prog="replicate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", help="a stage name (see `list`) or one of: " + ", ".join(COMMANDS))
+    parser.add_argument("rest", nargs="*", help="`<paper> <stage>` is accepted for `<paper>_<stage>`")
+    parser.add_argument("--check", action="store_true", help="dvc-yaml: only compare, do not write")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("REPLICATE_DEBUG", "") not in ("", "0")
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "dvc-yaml":
+            return _dvc_yaml(args.check)
+        name = args.command if not args.rest else "_".join([args.command, *args.rest])  # `<paper> <stage>` also works
+        from replicate.pipeline.run import main_for
+        from replicate.stages import get
+
+        return main_for(get(name))
+    except _expected_errors() as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        print("(run with --debug or REPLICATE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -155,14 +155,14 @@ def zip_images_uint8(zip_path: str | Path, limit: int | None = None, progress: b
     import zipfile
 
     from PIL import Image as PILImage
-    from tqdm.auto import tqdm
+    from replicate.progress import bar as progress_bar
 
     images = []
     with zipfile.ZipFile(zip_path) as z:
         names = sorted(n for n in z.namelist() if n.lower().endswith((".png", ".jpg", ".jpeg")))
         if not names:
             raise ValueError(f"{zip_path} holds no PNG or JPEG images: is it the right archive?")
-        for name in tqdm(names[:limit] if limit else names, desc=Path(zip_path).name, disable=not progress):
+        for name in progress_bar(names[:limit] if limit else names, desc=Path(zip_path).name, disable=not progress):
             with z.open(name) as fh, PILImage.open(fh) as im:
                 images.append(torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).contiguous())
     return images

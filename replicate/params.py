@@ -4,16 +4,28 @@
     seed: 0
     mohan2020:
       common: {...}          # shared by every profile
-      mini:   {...}          # overrides for the profile
+      mini:   {...}          # overrides for the profile (merged recursively into common)
       smoke:  {...}
       paper:  {...}
 
-`load("mohan2020")` returns common updated (recursively) by the active profile's block,
-plus the keys `profile` and `seed`.
+`load("mohan2020")` returns common updated (recursively) by the active profile's block, validated against the
+section's schema (`replicate/config/<section>.py`, where there is one), plus the keys `profile` and `seed`.
+Mistakes are one-line errors that name the file, the section and the key (`ParamsError`).
+
+The paper profile may hold a `cpu_subset` block: on a machine without a GPU it is merged over the paper's parameters
+(recursively; a mapping with an `only: [keys]` entry keeps just those keys), and the result says so: `subset` is
+"cpu_subset" (else "full") and `not_run_on_cpu` lists what the subset dropped. This is resolved here, once, for
+every paper, so a stage never decides it again.
+
+To override one value for one run: `dvc exp run -S 'mohan2020.mini.decomposition.patches_per_sigma=40'` (a key that
+params.yaml already has), or `-S '+kawar2021.mini.n_samples=4'` (DVC's `+` adds a key the file does not have yet).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import importlib
 import os
 from pathlib import Path
 
@@ -21,6 +33,7 @@ import yaml
 
 PROFILES = ("mini", "smoke", "paper")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TOP_LEVEL = {"profile", "seed", "launcher"}      # keys of params.yaml that are not paper sections
 
 
 class ParamsError(ValueError):
@@ -36,19 +49,31 @@ def params_path() -> Path:
     return local if local.exists() else REPO_ROOT / "params.yaml"
 
 
+@functools.lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int) -> dict:
+    with open(path) as fh:
+        try:
+            data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must be a mapping of sections")
+    return data
+
+
 def read_all(path: str | os.PathLike | None = None) -> dict:
     path = Path(path) if path else params_path()
     if not path.exists():
         raise ParamsError(f"no parameter file at {path}: run from the repository root or set REPLICATE_PARAMS")
-    with open(path) as fh:
-        return yaml.safe_load(fh) or {}
+    return copy.deepcopy(_read(str(path), path.stat().st_mtime_ns))
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge(base: dict, override: dict) -> dict:
+    """`base` updated recursively by `override` (mappings merge key by key; anything else replaces)."""
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -65,16 +90,105 @@ def active_profile(all_params: dict | None = None) -> str:
     return profile
 
 
-def load(section: str, path: str | os.PathLike | None = None, profile: str | None = None) -> dict:
-    """The merged parameters of one section for the active (or given) profile."""
+# ------------------------------------------------------------------------------------------ declared sections
+_ALLOWED: list[frozenset] = []
+
+
+@contextlib.contextmanager
+def only_sections(sections):
+    """Inside a stage: loading a section the stage did not declare is an error (DVC tracks only the declared ones)."""
+    _ALLOWED.append(frozenset(sections))
+    try:
+        yield
+    finally:
+        _ALLOWED.pop()
+
+
+def _check_declared(section: str) -> None:
+    if _ALLOWED and section not in _ALLOWED[-1]:
+        raise ParamsError(f"this stage reads params section {section!r} but does not declare it (add it to the "
+                          f"stage's also_reads); declared: {', '.join(sorted(_ALLOWED[-1]))}")
+
+
+# ------------------------------------------------------------------------------------------ schemas
+def schema(section: str):
+    """The validator of a section (replicate/config/<section>.py: `validate(merged, where) -> dict`), or None."""
+    try:
+        module = importlib.import_module(f"replicate.config.{section}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"replicate.config.{section}":
+            return None
+        raise
+    return module.validate
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _merge_only(base: dict, override: dict, where: str, dropped: dict) -> dict:
+    """merge(), where a mapping of `override` with an `only: [...]` entry keeps just those keys of the result."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key == "only":
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_only(out[key], value, f"{where}{key}.", dropped)
+        else:
+            out[key] = copy.deepcopy(value)
+    if "only" in override:
+        keep = list(override["only"])
+        lost = [k for k in keep if k not in out]
+        if lost:
+            raise ParamsError(f"cpu_subset: {where or '(top)'} only: {lost} name keys that are not there")
+        gone = {k: v for k, v in out.items() if k not in keep}
+        if gone:
+            dropped[where.rstrip(".") or "(top)"] = gone
+        out = {k: v for k, v in out.items() if k in keep}
+    return out
+
+
+def resolve_subset(merged: dict, gpu: bool) -> dict:
+    """Apply a `cpu_subset` block (see the module doc); adds `subset` and, when it dropped keys, `not_run_on_cpu`."""
+    sub = merged.pop("cpu_subset", None)
+    if sub is None or gpu:
+        return {**merged, "subset": "full"}
+    dropped: dict = {}
+    out = _merge_only(merged, sub, "", dropped)
+    out["subset"] = "cpu_subset"
+    if dropped:
+        out["not_run_on_cpu"] = dropped
+    return out
+
+
+def load(section: str, path: str | os.PathLike | None = None, profile: str | None = None,
+         gpu: bool | None = None) -> dict:
+    """The merged, validated parameters of one section for the active (or given) profile; `gpu` (default: whether
+    torch sees one) decides whether the paper profile's `cpu_subset` applies."""
+    _check_declared(section)
+    path = Path(path) if path else params_path()
     everything = read_all(path)
     profile = profile or active_profile(everything)
     if profile not in PROFILES:
         raise ParamsError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     if section not in everything:
-        raise ParamsError(f"params.yaml has no section {section!r} (sections: {', '.join(sorted(everything))})")
+        raise ParamsError(f"{path.name} has no section {section!r} (sections: "
+                          f"{', '.join(sorted(k for k in everything if k not in TOP_LEVEL))})")
     block = everything[section] or {}
-    merged = _merge(block.get("common", {}), block.get(profile, {}))
+    unknown = sorted(set(block) - {"common", *PROFILES})
+    if unknown:
+        raise ParamsError(f"{path.name}: {section}: unknown block(s) {unknown}; a section holds common and the "
+                          f"profiles {', '.join(PROFILES)}")
+    merged = merge(block.get("common") or {}, block.get(profile) or {})
+    merged = resolve_subset(merged, gpu_available() if gpu is None else gpu)
+    validate = schema(section)
+    if validate is not None:
+        merged = validate(merged, where=f"{path.name}: {section} ({profile})")
     merged["profile"] = profile
-    merged["seed"] = int(everything.get("seed", 0))
+    try:
+        merged["seed"] = int(everything.get("seed", 0))
+    except (TypeError, ValueError):
+        raise ParamsError(f"{path.name}: seed must be an integer, got {everything.get('seed')!r}") from None
     return merged

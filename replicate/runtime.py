@@ -10,6 +10,10 @@ import torch
 
 from replicate.params import REPO_ROOT
 
+# ASSUMPTION of every cost projection: one datacenter GPU runs these conv-net evaluations this many times faster than
+# the CPU run that measured them (stated wherever a projection is shown; never used for a result)
+ASSUMED_CPU_TO_GPU = 100.0
+
 
 def setup(prm: dict) -> None:
     """Deterministic CPU numerics; threads from REPLICATE_THREADS (default: all cores)."""
@@ -50,11 +54,11 @@ def models_dir(prm: dict, paper: str) -> Path:
     return project_root() / "data" / "models" / prm["profile"] / paper
 
 
-def provenance() -> dict:
+def provenance(root: Path | None = None) -> dict:
     """Versions and hardware, recorded with every result file."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=REPO_ROOT, timeout=5).stdout.strip()
+                                cwd=root or REPO_ROOT, timeout=5).stdout.strip()
     except Exception:  # not a git checkout
         commit = ""
     import numpy

@@ -5,7 +5,8 @@ loss = sum of squared errors / (2 * batch); Adam, lr 1e-3, MultiStepLR milestone
 50x50 patches of BSD400 at scales (1, .9, .8, .7), stride 10, random flips / rotations; batch 128; 70 epochs.
 
 Training is resumable: a checkpoint (model, optimiser, scheduler, step, RNG state) is written atomically every
-`checkpoint_every` steps and at the end; a rerun with the same configuration continues from it.
+`checkpoint_every` steps, and a rerun with the same configuration continues from it; the finished network is saved
+with its weights and log only (complete: True), and a rerun with the same configuration just loads it.
 """
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from replicate.denoisers.base import Denoiser
 from replicate.io import save_torch
+from replicate.progress import bar as progress_bar
 
 
 @dataclass
@@ -99,6 +100,10 @@ def train_denoiser(denoiser: Denoiser, patches: torch.Tensor, cfg: TrainConfig, 
     step = 0
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state.get("config_key") == cfg.key() and state.get("complete"):  # trained already: nothing to do
+            denoiser.load_state_dict(state["model"])
+            denoiser.eval()
+            return state["log"]
         if state.get("config_key") == cfg.key():
             denoiser.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -108,7 +113,8 @@ def train_denoiser(denoiser: Denoiser, patches: torch.Tensor, cfg: TrainConfig, 
     denoiser.train()
     start = time.perf_counter() - log["seconds"]
     order = torch.randperm(patches.shape[0], generator=gen)
-    bar = tqdm(total=total_steps, initial=step, desc="train", disable=not progress, unit="step")
+    bar = progress_bar(total=total_steps, initial=step, desc=f"train {cfg.extra.get('model', '')}".strip(),
+                       disable=not progress, unit="step")
     while step < total_steps:
         pos = (step % steps_per_epoch) * cfg.batch
         if pos == 0 and step > 0:
@@ -125,11 +131,15 @@ def train_denoiser(denoiser: Denoiser, patches: torch.Tensor, cfg: TrainConfig, 
         step += 1
         log["loss"].append(loss.item())
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3g}")
-        if step % cfg.checkpoint_every == 0 or step == total_steps:
+        bar.set_postfix(loss=f"{loss.item():.3g}", refresh=False)
+        if step == total_steps:  # the finished network: weights and log only (what is kept, e.g. committed)
             log["seconds"] = time.perf_counter() - start
-            if validation is not None and step == total_steps:
+            if validation is not None:
                 log["validation_psnr"] = validation_psnr(denoiser, validation, cfg)
+            save_torch(checkpoint, {"model": denoiser.state_dict(), "step": step, "log": log,
+                                    "config_key": cfg.key(), "complete": True})
+        elif step % cfg.checkpoint_every == 0:  # resumable: optimiser, schedule and random state too
+            log["seconds"] = time.perf_counter() - start
             save_torch(checkpoint, {"model": denoiser.state_dict(), "optimizer": opt.state_dict(),
                                     "scheduler": sched.state_dict(), "rng": gen.get_state(), "step": step,
                                     "log": log, "config_key": cfg.key()})

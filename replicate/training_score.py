@@ -1,8 +1,8 @@
 """Training for Xie et al. 2023: the score network by AR-DAE (Eq. 29) and the baselines on the same U-Net.
 
     ardae            L = E ||u + sigma_a s(y + sigma_a u)||^2 (Eq. 29), sigma_a linear 0.05 -> 1e-6, lowered every 50
-                     steps and held at 1e-6 for the last 50 (App. B); network input y / 127.5 - 1 (official code), so
-                     sigma_a and the score are in those units (s_255 = s / 127.5).
+                     steps and held at 1e-6 for the last 50 (App. B); sigma_a and the score are in the units of the
+                     network input u (`net_input`, see INPUT_SCALES), and s_255 = s_u du/dy (`score_to_255`).
     supervised       MSE(net(y), x)
     noisier2noise    z = y + m, m a fresh draw of the same noise (alpha = 1); MSE(net(z), y); at test time
                      x = ((1 + alpha^2) net(z) - z) / alpha^2 averaged over 50 draws of z (App. B)
@@ -10,6 +10,10 @@
                      L = |f(g1 y) - g2 y|^2 + gamma_t |f(g1 y) - g2 y - (g1 f(y) - g2 f(y))|^2, f(y) without gradient,
                      gamma_t = gamma * t / T with gamma = 2 (the official code's increase_ratio, ramped per epoch there,
                      per step here)
+Network input (`ScoreTrainConfig.net_input`): "signed" u = y / 127.5 - 1, "unit" u = y / 255. The official code
+feeds its score networks y / 127.5 - 1 for the Gaussian models (models/score_func.py) and y / 255 for Gamma, Poisson
+and Rayleigh and their mixtures (models/{gamma,poisson,rayleigh}*_score_func.py); which one a run uses is the
+experiment's choice (replicate.experiments.xie2023_train.net_input).
 Common: AdamW, lr 1e-4 then 1e-5 after step 4000 of 5000, random crops (128x128 in the paper), batch 32 with gradient
 accumulation over micro-batches; the noisy training images are fixed ("generated and fixed through the training
 process"), including the training-only Gaussian sigma_e = 5 of the non-Gaussian models, and drawn tile by tile on
@@ -24,13 +28,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from replicate.progress import bar as progress_bar
 
 from replicate import seeding
 from replicate.io import save_torch
+from replicate.progress import bar as progress_bar
 
 METHODS = ("ardae", "supervised", "noisier2noise", "neighbor2neighbor")
-SCALE = 127.5   # network input u = y / SCALE - 1 (official code: y / 127.5 - 1)
+# network input u = y / divisor + offset (y on 0-255): du/dy = 1 / divisor
+INPUT_SCALES = {"signed": (127.5, -1.0),   # [-1, 1]: official code, Gaussian models (models/score_func.py)
+                "unit": (255.0, 0.0)}      # [0, 1]: official code, Gamma / Poisson / Rayleigh (+ mixtures)
+SCALE = INPUT_SCALES["signed"][0]          # the default ("signed") divisor
 
 
 @dataclass
@@ -51,11 +59,14 @@ class ScoreTrainConfig:
     nb2nb_gamma: float = 2.0
     checkpoint_every: int = 500
     seed: int = 0
+    net_input: str = "signed"           # a key of INPUT_SCALES
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown training method {self.method!r}; choose from {METHODS}")
+        if self.net_input not in INPUT_SCALES:
+            raise ValueError(f"unknown network input scale {self.net_input!r}; choose from {tuple(INPUT_SCALES)}")
         if self.batch % self.micro_batch:
             raise ValueError(f"batch {self.batch} must be a multiple of micro_batch {self.micro_batch}")
 
@@ -68,12 +79,29 @@ def sigma_a_at(step: int, cfg: ScoreTrainConfig) -> float:
     return cfg.sigma_a_start + (cfg.sigma_a_end - cfg.sigma_a_start) * t / ramp
 
 
-def to_net(y255: torch.Tensor) -> torch.Tensor:
-    return y255 / SCALE - 1.0
+def _scale(net_input: str) -> tuple[float, float]:
+    try:
+        return INPUT_SCALES[net_input]
+    except KeyError:
+        raise ValueError(f"unknown network input scale {net_input!r}; choose from {tuple(INPUT_SCALES)}") from None
 
 
-def from_net(u: torch.Tensor) -> torch.Tensor:
-    return (u + 1.0) * SCALE
+def to_net(y255: torch.Tensor, net_input: str = "signed") -> torch.Tensor:
+    """u = y / divisor + offset: the network's input for y on 0-255."""
+    div, off = _scale(net_input)
+    return y255 / div + off
+
+
+def from_net(u: torch.Tensor, net_input: str = "signed") -> torch.Tensor:
+    """The inverse of to_net: back to 0-255."""
+    div, off = _scale(net_input)
+    return (u - off) * div
+
+
+def score_to_255(s_u: torch.Tensor, net_input: str = "signed") -> torch.Tensor:
+    """A score of the density of u = to_net(y) as the score of y on 0-255 (chain rule): s_255(y) = s_u(u) du/dy,
+    du/dy = 1 / divisor (127.5 or 255). The density's Jacobian factor is constant and drops out of the gradient."""
+    return s_u / _scale(net_input)[0]
 
 
 class FixedNoisyImages:
@@ -184,22 +212,23 @@ def subsample_like(y: torch.Tensor, choice: torch.Tensor):
 # ------------------------------------------------------------------------------------------- losses
 def loss_for(net, cfg: ScoreTrainConfig, step: int, x255, y255, gen: torch.Generator, fresh_noise=None):
     """The loss of one micro-batch (x255, y255 on 0-255)."""
+    scale = cfg.net_input
     if cfg.method == "ardae":
         sa = sigma_a_at(step, cfg)
         u = torch.randn(y255.shape, generator=gen).to(y255.device)   # drawn on the CPU: same numbers everywhere
-        out = net(to_net(y255) + sa * u)
+        out = net(to_net(y255, scale) + sa * u)
         return ((u + sa * out) ** 2).mean()
     if cfg.method == "supervised":
-        return ((net(to_net(y255)) - to_net(x255)) ** 2).mean()
+        return ((net(to_net(y255, scale)) - to_net(x255, scale)) ** 2).mean()
     if cfg.method == "noisier2noise":
         if fresh_noise is None:
             raise ValueError("noisier2noise needs fresh_noise(y255, gen) -> a new draw of the noise")
         z = y255 + fresh_noise(y255.cpu(), gen).to(y255.device)
-        return ((net(to_net(z)) - to_net(y255)) ** 2).mean()
+        return ((net(to_net(z, scale)) - to_net(y255, scale)) ** 2).mean()
     # neighbor2neighbor
-    g1, g2, choice = neighbor_subsample(to_net(y255), gen)
+    g1, g2, choice = neighbor_subsample(to_net(y255, scale), gen)
     with torch.no_grad():
-        f1, f2 = subsample_like(net(to_net(y255)), choice)
+        f1, f2 = subsample_like(net(to_net(y255, scale)), choice)
     out = net(g1)
     diff = out - g2
     gamma_t = cfg.nb2nb_gamma * step / cfg.steps
@@ -220,8 +249,9 @@ def train(net: torch.nn.Module, pairs: FixedNoisyImages, cfg: ScoreTrainConfig, 
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state.get("fp") == fp:
             net.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
+            if not state.get("complete"):  # a finished network keeps its weights and log only
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
             start, log = state["step"], state["log"]
     if start >= cfg.steps:
         return log
@@ -230,13 +260,14 @@ def train(net: torch.nn.Module, pairs: FixedNoisyImages, cfg: ScoreTrainConfig, 
     accum = cfg.batch // cfg.micro_batch
 
     def save(step):
-        save_torch(checkpoint, {"fp": fp, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "step": step,
+        done = step >= cfg.steps  # the finished network: weights and log only (what is kept, e.g. committed)
+        resume = {} if done else {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+        save_torch(checkpoint, {"fp": fp, "model": net.state_dict(), **resume, "step": step,
                                 "log": {**log, "seconds": log["seconds"] + time.perf_counter() - t0},
-                                "complete": step >= cfg.steps})
+                                "complete": done})
 
-    bar = tqdm(range(start, cfg.steps), desc=f"{cfg.method} {cfg.extra.get('model', '')}", disable=not progress,
-               leave=False)
+    bar = progress_bar(range(start, cfg.steps), desc=f"{cfg.method} {cfg.extra.get('model', '')}",
+                       disable=not progress, leave=False)
     for step in bar:
         gen = seeding.generator(cfg.seed, "step", step)
         opt.zero_grad(set_to_none=True)
@@ -252,7 +283,7 @@ def train(net: torch.nn.Module, pairs: FixedNoisyImages, cfg: ScoreTrainConfig, 
         log["sigma_a"].append(sigma_a_at(step, cfg) if cfg.method == "ardae" else None)
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             save(step + 1)
-        bar.set_postfix(loss=f"{total:.4g}")
+        bar.set_postfix(loss=f"{total:.4g}", refresh=False)
     save(cfg.steps)
     log["seconds"] += time.perf_counter() - t0
     net.eval()

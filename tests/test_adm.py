@@ -16,8 +16,7 @@ from replicate.denoisers.reference_fill import fill_reference
 
 torch.set_num_threads(1)
 
-REF = Path("/work/shared/reference")
-needs_ref = pytest.mark.skipif(not REF.exists(), reason="shared reference material not available")
+REF = Path(__file__).resolve().parent / "fixtures" / "reference"   # copied from shared/reference
 
 # a few-thousand-parameter config exercising every block type (attention at 8x8 and 4x4)
 TINY = dict(image_size=16, num_channels=32, num_res_blocks=1, channel_mult="1,2,2", learn_sigma=True,
@@ -32,7 +31,6 @@ def _reference(name):
     return json.loads((REF / "architectures.json").read_text())[f"adm_{name}"]
 
 
-@needs_ref
 @pytest.mark.parametrize("name", ["ffhq256_dps", "imagenet256_uncond"])
 def test_state_dict_matches_original(name):
     ref = _reference(name)
@@ -49,23 +47,21 @@ def test_state_dict_matches_original(name):
 
 
 def _check_probe(name):
-    probe = torch.load(REF / "arch_probes" / f"adm_{name}.pt", weights_only=True)
+    probe = torch.load(REF / "probes" / f"adm_{name}.pt", weights_only=True)
     net = build_adm(name)
     fill_reference(net)
     net.eval()
     with torch.no_grad():
         out = net(probe["input"], probe["timesteps"])
-    assert out.shape == probe["output"].shape == (1, 6, 256, 256)
-    # observed max abs error ~6e-6 with |output| up to ~2.8: float32 rounding
-    torch.testing.assert_close(out, probe["output"], rtol=1e-4, atol=1e-4)
+    assert list(out.shape) == probe["output_shape"] == [1, 6, 256, 256]
+    # observed max abs error ~6e-6 with |output| up to ~2.8: float32 rounding (4096 entries kept by the probe)
+    torch.testing.assert_close(out.reshape(-1)[probe["output_index"]], probe["output_values"], rtol=1e-4, atol=1e-4)
 
 
-@needs_ref
 def test_probe_ffhq256_dps():
     _check_probe("ffhq256_dps")
 
 
-@needs_ref
 @pytest.mark.slow
 def test_probe_imagenet256_uncond():
     _check_probe("imagenet256_uncond")

@@ -186,12 +186,17 @@ def test_unknown_paper_raises():
 
 
 def test_report_says_profile_not_run_rather_than_not_implemented_when_a_profile_has_no_results():
-    from replicate.report.build import claim_status, item_status
+    from replicate.report.build import item_status
 
-    item = {"id": "Table 9", "kind": "table", "needs": []}
-    assert item_status(item, None)[0] == "profile not run"
-    assert item_status(item, {"items": {}, "claims": []})[0] == "not implemented yet"   # run, but no such output
-    assert item_status(item, {"items": {"Table 9": {"status": "differs"}}, "claims": []})[0] == "differs"
+    item = {"id": "Table 9", "kind": "table", "needs": ["checkpoint:NCSNv2 CelebA"]}
+    empty = {"items": {}, "claims": [], "comparisons": []}
+    assert item_status(item, None, {})[0] == "profile not run"
+    assert item_status(item, empty, {})[0] == "not implemented yet"   # run, asked for nothing it lacked
+    assert item_status(item, {**empty, "items": {"Table 9": {"status": "differs"}}}, {})[0] == "differs"
+    # what the runs recorded, never this machine's cache: a missing checkpoint makes the item "not available here"
+    missing = {"set:weights/ncsnv2_celeba": {"available": False, "reason": "Google Drive: download by hand"}}
+    assert item_status(item, empty, missing) == ("not available here", "needs checkpoint:NCSNv2 CelebA")
     claim = {"id": "Claim: x", "kind": "claim", "needs": []}
-    assert claim_status(claim, None)[0] == "profile not run"
-    assert claim_status({**claim, "needs": ["external:not a file"]}, None)[0] == "not available here"
+    linked = {**empty, "claims": [{"id": "c1", "status": "analogue holds", "catalog": ["Claim: x"]},
+                                  {"id": "c2", "status": "inconclusive: a precondition failed", "catalog": ["Claim: x"]}]}
+    assert item_status(claim, linked, {})[0].startswith("inconclusive (")

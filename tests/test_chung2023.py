@@ -13,12 +13,18 @@ import pytest
 
 from replicate import params as P
 from replicate.experiments import chung2023 as C
+from replicate.pipeline.run import run_per_image
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load(work, profile="smoke") -> dict:
-    return P.load(C.PAPER, work / "params.yaml", profile=profile)
+def load(work, profile="smoke", gpu=None) -> dict:
+    """The section as a stage sees it; the paper profile's own values (its GPU part) with gpu=True."""
+    return P.load(C.PAPER, work / "params.yaml", profile=profile, gpu=gpu if gpu is not None else profile == "paper")
+
+
+def stage(name: str):
+    return next(s for s in C.STAGES if s.name == name)
 
 
 def test_params_every_profile_and_paper_values(smoke_root):
@@ -72,8 +78,9 @@ def test_paper_profile_says_not_available(smoke_root, monkeypatch):
 
 def test_all_stages_end_to_end_through_the_cli(smoke_root):
     work = smoke_root  # scratch project root (tests/conftest.py)
+    names = [s.name for s in C.STAGES] + ["chung2023_report"]
     code = ("from replicate.cli import main\n"
-            f"for s in {list(C.STAGES)!r}:\n    assert main(['chung2023', s]) == 0\n")
+            f"for s in {names!r}:\n    assert main([s]) == 0\n")
     env = dict(os.environ, REPLICATE_PROFILE="smoke", REPLICATE_THREADS="1", PYTHONPATH=str(REPO))
     env.pop("REPLICATE_PARAMS", None)
     run = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=600)
@@ -106,12 +113,12 @@ def test_nonuniform_params_and_unavailable_without_bkse_weights(smoke_root, monk
     if availability("weights/bkse_gopro")[0]:
         pytest.skip("the bkse weights are here")
     prm = load(work)
-    C.stage_nonuniform(prm)
+    run_per_image(stage("chung2023_nonuniform").per_image, prm)
     res = work / "results" / "smoke" / "chung2023"
     why = json.loads((res / "nonuniform.unavailable.json").read_text())["unavailable"]
     assert set(why) == {"skimage_color"} and "GOPRO_wVAE.pth" in why["skimage_color"]
     assert "drive.google.com" in why["skimage_color"]  # says where to download it by hand
-    assert (res / "nonuniform.csv").read_text().strip() == "set,image_index,method,status"
+    assert (res / "nonuniform.csv").read_text().strip() == "set,image_index,status"
 
 
 def test_nonuniform_stage_runs_with_an_injected_network(smoke_root, monkeypatch):
@@ -137,7 +144,7 @@ def test_nonuniform_stage_runs_with_an_injected_network(smoke_root, monkeypatch)
     op = C.nonuniform_operator(view, "skimage_color", 0, (3, 128, 128))
     assert op.latent.shape == (1, 64, 1, 1) and not op.linear
     assert not torch.equal(op.latent, C.nonuniform_operator(view, "skimage_color", 1, (3, 128, 128)).latent)
-    C.stage_nonuniform(prm)
+    run_per_image(stage("chung2023_nonuniform").per_image, prm)
     res = work / "results" / "smoke" / "chung2023"
     import pandas as pd
 
@@ -150,7 +157,9 @@ def test_nonuniform_stage_runs_with_an_injected_network(smoke_root, monkeypatch)
     table = (work / "tables" / "smoke" / "chung2023" / "table4_nonuniform_deblur.md").read_text()
     assert "| DPS (ours) | 41.860 | 0.278 |" in table and "not implemented" in table
     assert (work / "figures" / "smoke" / "chung2023" / "grid_nonuniform_skimage_color_0.png").exists()
-    C.stage_nonuniform(prm)  # leave the unavailable state for the other tests (cache is reset on exit)
+    monkeypatch.setattr(C, "bkse_network", lambda prm: (_ for _ in ()).throw(C.Unavailable("no bkse weights")))
+    launch._CACHE.clear()
+    run_per_image(stage("chung2023_nonuniform").per_image, prm)  # leave the unavailable state for the other tests
 
 
 def test_jensen_gap_study_control_matches_exact_posterior(smoke_root, monkeypatch):

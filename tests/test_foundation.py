@@ -19,7 +19,7 @@ def test_profile_merge_and_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("REPLICATE_PROFILE", raising=False)
     p = write_params(tmp_path, "profile: mini\nseed: 3\nx:\n  common: {a: 1, b: {c: 2, d: 3}}\n  mini: {b: {c: 5}}\n")
     got = params.load("x", path=p)
-    assert got == {"a": 1, "b": {"c": 5, "d": 3}, "profile": "mini", "seed": 3}
+    assert got == {"a": 1, "b": {"c": 5, "d": 3}, "profile": "mini", "seed": 3, "subset": "full"}
     assert params.load("x", path=p, profile="paper")["b"] == {"c": 2, "d": 3}
     with pytest.raises(params.ParamsError, match="no section 'y'"):
         params.load("y", path=p)

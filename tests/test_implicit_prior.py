@@ -171,6 +171,13 @@ class _Drift(Denoiser):
         return y + 0.1
 
 
-def test_diverged_is_reported():
+def test_diverged_is_reported_per_image():
+    res = sample_prior(_Drift(), (1, 4, 4), 2, beta=0.0, max_iter=50, generator=_gen(0))
+    assert not res.converged.any() and (res.steps == 50).all()
+    assert res.status(0).startswith("diverged: sigma_t") and "beta" in res.message
     with pytest.raises(SamplerDiverged, match="beta"):
-        sample_prior(_Drift(), (1, 4, 4), 2, beta=0.0, max_iter=50, generator=_gen(0))
+        res.raise_if_diverged()
+    shape = (1, 8, 8)
+    ok = sample_prior(StationaryGaussianPrior(shape), shape, 2, generator=_gen(7))
+    assert ok.converged.all() and ok.status(1) == "ok" and not ok.message
+    assert ok.raise_if_diverged() is ok

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from replicate.pipeline.run import run_per_image
 import torch
 
 from replicate import datasets_ncsn as N
@@ -162,8 +164,8 @@ def test_paper_runs_report_not_available(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     prm = P.load("kawar2021", params, profile="paper")
     prm["runs"] = {"celeba": prm["runs"]["celeba"]}      # only the GPU run (the CPU runs would really run)
-    K.stage_denoise(prm)
-    K.stage_inpaint(prm)
+    for name in ("kawar2021_denoise", "kawar2021_inpaint"):
+        run_per_image(next(s for s in K.STAGES if s.name == name).per_image, prm)
     av = pd.read_csv(tmp_path / "results/paper/kawar2021/denoise_availability.csv")
     assert not av.available.any() and "weights/ncsnv2_celeba" in av.reason.iloc[0]
     from replicate.report.kawar2021 import build
@@ -173,7 +175,7 @@ def test_paper_runs_report_not_available(tmp_path, monkeypatch):
     assert s["items"]["Table 1"]["status"] == "not available here"
     assert "ncsnv2_celeba" in s["items"]["Table 1"]["note"]
     assert s["items"]["Fig. 9"]["status"] == "not available here"
-    assert s["items"]["Table 2"]["status"] == "reproduced"          # the paper profile carries Tables 2/3 and L
+    assert s["items"]["Table 2"]["status"] == "settings match"      # the paper profile carries Tables 2/3 and L
 
 
 # ------------------------------------------------------------------------------------------------ smoke, CLI
@@ -182,8 +184,8 @@ def test_smoke_stages_through_cli(smoke_root):
     env = dict(os.environ, REPLICATE_PROFILE="smoke", REPLICATE_THREADS="1", PYTHONPATH=str(REPO),
                REPLICATE_OFFLINE="1")
     env.pop("REPLICATE_PARAMS", None)
-    cmd = [sys.executable, "-c", "from replicate.cli import main\nfor s in ('denoise','inpaint','exactness','figures'):"
-                                 " main(['kawar2021', s])"]
+    cmd = [sys.executable, "-c", "from replicate.cli import main\nfor s in ('denoise','inpaint','exactness','report'):"
+                                 " assert main(['kawar2021', s]) == 0"]
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     res = tmp_path / "results" / "smoke" / "kawar2021"

@@ -14,7 +14,7 @@ import pytest
 from replicate.assets import build_registry, registry
 from replicate.assets.registry import Asset, AssetUnavailable, ChecksumError, SizeError
 
-SHARED_MIRROR = registry.REPO_ROOT.parent / "shared" / "mirror"
+SHARED_MIRROR = (registry.mirror_dirs() or [registry.REPO_ROOT.parent / "shared" / "mirror"])[0]  # the README's rule
 MANIFEST = SHARED_MIRROR / "MANIFEST.tsv"
 
 

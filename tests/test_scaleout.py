@@ -256,9 +256,9 @@ def test_cost_model_reads_timings_and_projects_gpu_hours(tmp_path, monkeypatch):
     pd.DataFrame({"image_index": [0, 0, 1, 1, 2, 2], "model": ["a", "b"] * 3, "pixels": 16384,
                   "seconds_per_image": [0.1, 1.0, 0.3, 2.0, 0.2, 3.0]}).to_csv(res / "generalization.csv", index=False)
     pd.DataFrame({"model": ["a"], "seconds": [99.0]}).to_csv(res / "models.csv", index=False)  # not per image
-    (tmp_path / "tables" / "mini" / "mohan2020").mkdir(parents=True)
-    (tmp_path / "tables" / "mini" / "mohan2020" / "summary.json").write_text(
-        '{"provenance": {"processor": "TestCPU", "cpu_threads": 2, "cuda": null}}')
+    (tmp_path / "results" / "mini" / "manifests").mkdir(parents=True)
+    (tmp_path / "results" / "mini" / "manifests" / "mohan2020_generalization.json").write_text(
+        '{"run": {"processor": "TestCPU", "cpu_threads": 2, "cuda": null}}')
     (tmp_path / "params.yaml").write_text("profile: mini\n")
     monkeypatch.chdir(tmp_path)
     meas = costs.measured("mini")

@@ -57,5 +57,7 @@ def test_phase_retrieval_solvers_reduce_residual():
     start = float((op(torch.rand(1, 1, 16, 16, generator=g, dtype=torch.float64)) - y).norm())
     for method in ("er", "hio", "oss"):
         out = fienup(op, y, (1, 16, 16), method=method, iters=300, restarts=2, generator=torch.Generator().manual_seed(0))
-        assert out["x"].shape == x.shape and float(out["x"].min()) >= 0 and float(out["x"].max()) <= 1
+        # non-negativity only: the [0, 1] box of the earlier version is not App. D.2's constraint (see
+        # tests/test_baselines_fidelity.py; constraint="box" keeps it)
+        assert out["x"].shape == x.shape and float(out["x"].min()) >= 0
         assert float(out["residual"][0]) < 0.5 * start, method

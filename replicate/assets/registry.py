@@ -54,6 +54,10 @@ BACKOFF_SECONDS = 2.0  # first retry waits this long, then doubles (tests set it
 MANUAL_HOSTS = {"drive.google.com"}  # need a browser (confirmation pages, cookies): never fetched by urllib
 USER_AGENT = "replicate-asset-fetcher/0.1 (python urllib)"
 
+# Every asset and set a process asked for, with the outcome: a stage's manifest records them
+# (replicate.pipeline.run), so the report says what was available without looking at this machine's cache.
+REQUESTS: dict[str, dict] = {}
+
 
 # ---------------------------------------------------------------------------------------------- errors
 
@@ -357,10 +361,10 @@ def _progress_bar(total: int | None, initial: int, label: str, enabled: bool):
     if not enabled:
         return None
     try:
-        from tqdm import tqdm
+        from replicate.progress import bar as progress_bar
     except ImportError:  # progress is a nicety, never a reason to fail
         return None
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+    return progress_bar(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=label, file=sys.stderr, leave=False)
 
 
@@ -459,20 +463,31 @@ def _from_cache(asset: Asset, target: Path) -> bool:
     return True
 
 
-def fetch(
-    asset_or_name: Asset | str,
+def fetch(asset_or_name: Asset | str, **kwargs) -> Path:
+    """A verified local copy of an asset: ``<cache>/<relpath>``. See the module doc for the search order.
+
+    Raises ChecksumError/SizeError when a mirror file or a download is not the registered file, and
+    AssetUnavailable (with instructions) when the file cannot be had here. The outcome is kept in REQUESTS.
+    """
+    asset = _as_asset(asset_or_name)
+    try:
+        path = _fetch(asset, **kwargs)
+    except AssetUnavailable as err:
+        REQUESTS[asset.name] = {"available": False, "reason": err.missing[0].reason, "url": asset.url}
+        raise
+    REQUESTS[asset.name] = {"available": True, "sha256": asset.sha256 or recorded_hashes().get(asset.name, {})
+                            .get("sha256"), "hash_source": asset.hash_source}
+    return path
+
+
+def _fetch(
+    asset: Asset,
     *,
     offline: bool | None = None,
     progress: bool = True,
     retries: int = 3,
     timeout: float = 60,
 ) -> Path:
-    """A verified local copy of an asset: ``<cache>/<relpath>``. See the module doc for the search order.
-
-    Raises ChecksumError/SizeError when a mirror file or a download is not the registered file, and
-    AssetUnavailable (with instructions) when the file cannot be had here.
-    """
-    asset = _as_asset(asset_or_name)
     target = cache_path(asset)
     if _from_cache(asset, target):
         return target
@@ -550,16 +565,15 @@ def obtain(set_name: str, **fetch_kwargs) -> tuple[bool, str]:
     check for status lines; this one downloads, so `dvc exp run -S profile=paper` on a machine with internet gets
     its datasets without a separate step."""
     ok, why = availability(set_name)
-    if ok:
-        return True, ""
-    if _offline(fetch_kwargs.get("offline")):
-        return False, why
-    try:
-        fetch_set(set_name, **fetch_kwargs)
-    except AssetUnavailable as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        return False, f"{why}; download: {' '.join(lines[1:3])}"
-    return True, ""
+    if not ok and not _offline(fetch_kwargs.get("offline")):
+        try:
+            fetch_set(set_name, **fetch_kwargs)
+            ok, why = True, ""
+        except AssetUnavailable as err:
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            why = f"{why}; download: {' '.join(lines[1:3])}"
+    REQUESTS[f"set:{set_name}"] = {"available": ok, **({"reason": why} if why else {})}
+    return ok, why
 
 
 # ---------------------------------------------------------------------------------------------- messages

@@ -3,7 +3,7 @@
 Written from the architecture description (Ho et al. 2020 UNet + the ADM changes: BigGAN-style residual
 up/down-sampling, scale-shift norm "AdaGN", multi-head attention with a fixed number of channels per head,
 learned variance). Module and parameter names follow the original state dict so that the public checkpoints
-load with ``strict=True``; ``/work/shared/reference/architectures.json`` lists them and
+load with ``strict=True``; ``tests/fixtures/reference/architectures.json`` lists them and
 ``tests/test_adm.py`` checks names, shapes, counts and a numeric probe of the original network.
 
 The net is an epsilon predictor in the diffusion's own convention: ``net(x_t, t)`` with x_t in [-1, 1]

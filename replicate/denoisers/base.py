@@ -11,6 +11,12 @@ Convention (project-wide):
 Networks trained with other conventions (inputs in [-1, 1], residual outputs,
 sigma on the 0-255 scale, integer noise-level labels) are wrapped by the adapters
 below so that the samplers never see those conventions.
+
+Inputs are checked at the interface (``D(y, sigma)``, ``score``, ``residual``), with a one-line error that says
+what to do: y must be a floating (N, C, H, W) tensor with finite values (integer images are refused: convert them
+with replicate.data.to_float, i.e. x / 255 for 8-bit), sigma finite, >= 0 (> 0 for the score) and at most the
+denoiser's ``max_sigma`` (1.0, the image range, unless the prior models larger levels: a level above the image range
+is almost always a 0-255 level given by mistake). A network's own dtype is used inside, the input's dtype outside.
 """
 from __future__ import annotations
 
@@ -18,6 +24,41 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+
+class DenoiserInputError(ValueError):
+    """An input the denoiser interface refuses (the message says what to do)."""
+
+
+def check_image(y: torch.Tensor, what: str = "denoiser input") -> None:
+    """y is a floating (N, C, H, W) tensor with finite values; else DenoiserInputError naming where."""
+    if not torch.is_tensor(y):
+        raise DenoiserInputError(f"{what} must be a torch tensor, got {type(y).__name__}")
+    if y.ndim != 4:
+        raise DenoiserInputError(f"{what} must be a batch (N, C, H, W), got shape {tuple(y.shape)}")
+    if not y.is_floating_point():
+        raise DenoiserInputError(f"{what} has integer dtype {y.dtype}: images are floats in [0, 1]; convert 8-bit "
+                                 f"images with replicate.data.to_float (x / 255)")
+    bad = ~torch.isfinite(y)
+    if bool(bad.any()):
+        n, c, h, w = (int(i) for i in bad.nonzero()[0])
+        raise DenoiserInputError(f"{what} has {int(bad.sum())} non-finite value(s) (NaN or inf), the first at image "
+                                 f"{n}, channel {c}, row {h}, column {w}: fix or mask them before denoising")
+
+
+def check_sigma(sigma, max_sigma: float = 1.0, *, positive: bool = False) -> None:
+    """sigma (float or tensor) is finite, >= 0 (> 0 if positive) and <= max_sigma; else DenoiserInputError."""
+    s = torch.as_tensor(sigma).detach()
+    if not bool(torch.isfinite(s).all()):
+        raise DenoiserInputError(f"sigma must be finite, got {sigma if s.ndim == 0 else s.tolist()}")
+    low = float(s.min()) if s.numel() else 0.0
+    if low < 0 or (positive and low == 0):
+        raise DenoiserInputError(f"sigma must be {'> 0' if positive else '>= 0'}, got {low:g}"
+                                 + (" (the score (D(y) - y) / sigma^2 has no limit at sigma = 0)" if positive else ""))
+    high = float(s.max()) if s.numel() else 0.0
+    if high > max_sigma:
+        raise DenoiserInputError(f"sigma = {high:g} is above {max_sigma:g}, the largest noise level this denoiser "
+                                 f"models on the [0, 1] image scale: a 0-255 level must be divided by 255")
 
 
 def sigma_like(sigma, x: torch.Tensor) -> torch.Tensor:
@@ -39,21 +80,24 @@ class Denoiser(nn.Module):
     differentiable: bool = True
     #: True when the prior is "blind": the sigma argument is ignored by the model itself
     blind: bool = False
+    #: the largest noise level (std on the [0, 1] scale) the prior models; larger ones are refused (see module doc)
+    max_sigma: float = 1.0
 
     def denoise(self, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def forward(self, y: torch.Tensor, sigma) -> torch.Tensor:
-        if y.ndim != 4:
-            raise ValueError(f"denoiser expects a batch (N, C, H, W), got shape {tuple(y.shape)}")
+        check_image(y)
         if self.channels is not None and y.shape[1] != self.channels:
-            raise ValueError(
+            raise DenoiserInputError(
                 f"{type(self).__name__} models {self.channels}-channel images, got {y.shape[1]} channels; "
                 "convert the data (e.g. to grey with replicate.data.to_gray) or pick another denoiser"
             )
+        check_sigma(sigma, self.max_sigma)
         return self.denoise(y, sigma_like(sigma, y))
 
     def score(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        check_sigma(sigma, self.max_sigma, positive=True)
         s = sigma_like(sigma, y)
         return (self(y, sigma) - y) / s**2
 
@@ -105,6 +149,9 @@ class NetworkDenoiser(Denoiser):
         return self
 
     def denoise(self, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        dtype = next((p.dtype for p in self.net.parameters()), y.dtype)
+        if y.dtype != dtype:  # the network's own precision inside, the caller's outside
+            return self.denoise(y.to(dtype), sigma.to(dtype)).to(y.dtype)
         scale = 2.0 if self.input_range == "pm1" else 1.0
         u = 2.0 * y - 1.0 if self.input_range == "pm1" else y
         if self._channels_last:

@@ -61,6 +61,8 @@ class StationaryGaussianPrior(Denoiser):
             can compare to dense linear algebra at ~1e-10).
     """
 
+    max_sigma = float("inf")   # analytic: exact at every noise level
+
     def __init__(
         self,
         shape: tuple[int, int, int],

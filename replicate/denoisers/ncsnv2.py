@@ -4,7 +4,7 @@ Kawar, Vaksman & Elad (2021) and SNIPS sample with the public NCSNv2 checkpoints
 (``NCSNv2``), LSUN bedroom / tower 128 (``NCSNv2Deeper``) and FFHQ 256 (``NCSNv2Deepest``).
 The modules below reproduce those networks parameter for parameter (state-dict keys, shapes,
 registration order) so the official checkpoints load strictly; numeric agreement with the
-original code is checked against ``/work/shared/reference/arch_probes``.
+original code is checked against ``tests/fixtures/reference/probes`` (from shared/reference).
 
 Conventions of the original (kept here, hidden from the samplers by ``NCSNv2Denoiser``):
   * ``net(x, labels)``: x in [0, 1] (mapped to 2x - 1 inside), labels = integer index into a
@@ -403,6 +403,8 @@ class NCSNv2Denoiser(Denoiser):
         self.snap = snap
         self.rtol = rtol
         self.channels = net.begin_conv.in_channels
+        # the ladder reaches 90 to 348 on the [0, 1] scale; level_index refuses what lies outside it (unless snap)
+        self.max_sigma = float("inf")
 
     @property
     def sigmas(self) -> torch.Tensor:

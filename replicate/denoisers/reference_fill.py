@@ -1,4 +1,5 @@
-"""Deterministic weight fill used by the architecture probes in /work/shared/reference.
+"""Deterministic weight fill used by the architecture probes in shared/reference
+(copied to tests/fixtures/reference).
 
 The probes (``reference/arch_probes/*.pt``) hold the output of the ORIGINAL networks after every
 floating-point tensor of their state dicts was overwritten by the recipe below (see

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Denoiser
+from .base import Denoiser, sigma_like
 
 
 def linear_betas(num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -206,7 +206,9 @@ class DenoiserX0(nn.Module):
         s = self.schedule
         y01 = (s.at(s.sqrt_recip_alphas_cumprod, t, x_t) * x_t + 1.0) / 2.0
         sigma01 = s.noise_level01().to(device=x_t.device, dtype=x_t.dtype)[t]
-        x0 = 2.0 * self.denoiser(y01, sigma01) - 1.0
+        # the VP levels reach ~79 (pure noise) on the [0, 1] scale: above the range D(y, sigma)'s public check allows
+        # for a [0, 1]-image prior, and legitimate here, so the wrapped denoiser is called past that check
+        x0 = 2.0 * self.denoiser.denoise(y01, sigma_like(sigma01, y01)) - 1.0
         if self.clip_denoised:
             x0 = x0.clamp(-1.0, 1.0)
         log_var = s.at(s.posterior_log_variance_clipped, t, x_t).expand_as(x_t)
@@ -239,6 +241,8 @@ class ADMDenoiser(Denoiser):
         clip_denoised: clamp the estimate to [0, 1].
         channels: image channels the net models.
     """
+
+    max_sigma = float("inf")   # levels beyond the schedule's are clamped to its end steps
 
     def __init__(self, net: nn.Module, schedule: VPSchedule | None = None, *,
                  clip_denoised: bool = False, channels: int = 3):

@@ -33,7 +33,8 @@ import torch
 
 from replicate import data as D
 from replicate import runtime, seeding
-from replicate.io import save_torch, write_csv, write_json, write_text
+from replicate.io import save_torch, write_csv, write_json
+from replicate.pipeline.stage import PerImage, Stage
 
 PAPER = "chung2023"
 
@@ -49,18 +50,11 @@ class Unavailable(RuntimeError):
 
 # ------------------------------------------------------------------------------------------------ wiring
 def effective(prm: dict) -> dict:
-    """The params that run here: on a CPU the paper profile runs its stated ``cpu_subset`` (CBSD68 / Kodak crops with
-    the universal bias-free denoiser at reduced NFE), as mohan2020 does; everything else runs as written."""
-    if prm["profile"] == "paper" and runtime.device(prm).type != "cuda" and prm.get("cpu_subset"):
-        out = {**prm, **prm["cpu_subset"], "subset": "cpu_subset"}
-        out.pop("cpu_subset")
-        # the GPU sets are reported as not run here, with the registry's reason when their files are missing too
-        out["gpu_only_sets"] = {k: v for k, v in prm["test_sets"].items() if k not in out["test_sets"]}
-        if "nonuniform" in prm:
-            out["nonuniform_gpu_only_sets"] = {k: v for k, v in prm["nonuniform"]["test_sets"].items()
-                                               if k not in out["nonuniform"]["test_sets"]}
-        return out
-    return {**prm, "subset": "full"}
+    """The params with the sets the paper profile's CPU subset leaves to the GPU (params.load applied the subset):
+    they are reported as not run here, with the registry's reason when their files are missing too."""
+    dropped = prm.get("not_run_on_cpu", {})
+    return {**prm, "gpu_only_sets": dropped.get("test_sets", {}),
+            "nonuniform_gpu_only_sets": dropped.get("nonuniform.test_sets", {})}
 
 
 def load_image_set(prm: dict, name: str) -> list[D.Image]:
@@ -227,35 +221,52 @@ def measure(prm: dict, op, noise, x: torch.Tensor, set_name: str, index: int, ta
     return noise.sample(op(x.double()), gen).to(x.dtype)
 
 
+def dps_zeta(prm: dict, task: str, noise) -> float:
+    """The paper's step size zeta' of DPS on ``task`` under ``noise`` (params.yaml states every DPS step as zeta'):
+    ``dps_scale`` for Gaussian noise; for Poisson noise ``dps_scale_poisson`` with the released code's data term
+    (likelihood "poisson_code") and ``poisson.text_scale`` with the text's data terms."""
+    if noise.registered_name == "poisson":
+        return prm["dps_scale_poisson"][task] if noise.likelihood == "poisson_code" else prm["poisson"]["text_scale"]
+    return prm["dps_scale"][task]
+
+
 def run_method(prm: dict, method: str, op, noise, y: torch.Tensor, task: str, gen: torch.Generator, set_name: str, *,
                steps: int | None = None, dps_kw: dict | None = None) -> tuple[torch.Tensor, int]:
-    """(reconstructions on [0, 1], NFE per image) of one method; y carries one row per sample."""
+    """(reconstructions on [0, 1], NFE per image) of one method; y carries one row per sample. ``dps_kw`` overrides
+    DPS's keywords, with ``zeta`` (the paper's zeta', params.yaml's convention) in place of the code's ``scale``:
+    the sampler gets scale = samplers.diffusion.zeta_to_scale(zeta, schedule) = 2 zeta' (times the NFE compensation
+    of reduced profiles)."""
     from replicate.samplers import diffusion as Dm
 
     dev = runtime.device(prm)
     y = y.to(dev)
     if method in ("dps", "ddrm", "mcg", "score_sde"):
         n_steps = steps or prm["steps"][method]
-        model = Dm.respaced(x0_model_cached(prm, prior_of(prm, set_name)), n_steps)
+        base = x0_model_cached(prm, prior_of(prm, set_name))
+        # DDRM: the DDRM code's timesteps (range(0, 1000, 1000 // NFE)) unless ddrm.timesteps says "even"
+        model = Dm.respaced(base, n_steps, spacing=prm["ddrm"]["timesteps"] if method == "ddrm" else "even")
         comp = compensation(prm, n_steps)
         if method == "dps":
-            kw = {"scale": prm["dps_scale_poisson"][task] if noise.registered_name == "poisson"
-                  else prm["dps_scale"][task]}
+            kw = {"zeta": dps_zeta(prm, task, noise)}
             kw.update(dps_kw or {})
-            kw["scale"] *= comp
+            zeta = kw.pop("zeta")
+            kw["scale"] = Dm.zeta_to_scale(zeta, kw.get("step_schedule", "constant")) * comp
             if "decay" in kw:  # the same decay curve over the trajectory: decay per step ** (1000 / NFE)
                 kw["decay"] = kw["decay"] ** comp
             r = Dm.dps(model, op, noise, y, generator=gen, **kw)
         elif method == "ddrm":
-            r = Dm.ddrm(model, op, noise, y, generator=gen, eta=prm["ddrm"]["eta"], eta_b=prm["ddrm"]["eta_b"],
-                        s_min=prm["ddrm"]["s_min"].get(task, 0.0))
+            d = prm["ddrm"]
+            r = Dm.ddrm(model, op, noise, y, generator=gen, eta=d["eta"], eta_b=d["eta_b"],
+                        s_min=d["s_min"].get(task, 0.0), cut=d["cut"])
         else:
             p = prm["projection"]
-            # a nonlinear operator has no A^+: the DPS code's MCG projects it as x + y - A(x) ("residual")
+            # a nonlinear operator has no A^+: the DPS code's MCG projects it as x + y - A(x) ("residual"). MCG's
+            # gradient step: the same zeta' as DPS (App. D.2), as the code's scale
             r = Dm.projection_sampler(model, op, noise, y, generator=gen, rcond=p["rcond"],
                                       mode=p["mode"] if op.linear else "residual",
                                       cg_iters=p["cg_iters"],
-                                      mcg_scale=prm["dps_scale"][task] * comp if method == "mcg" else 0.0)
+                                      mcg_scale=Dm.zeta_to_scale(prm["dps_scale"][task]) * comp
+                                      if method == "mcg" else 0.0)
         return r.x, r.nfe
     sigma01 = getattr(noise, "sigma01", None)
     if method == "pnp_admm":
@@ -423,7 +434,8 @@ def phase_retrieval_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             k = pr["best_of"]
             model = Dm.respaced(x0_model_cached(prm, prior_of(prm, set_name)), prm["steps"]["dps"])
             r = Dm.dps(model, op, noise, y.float().expand(k, *y.shape[1:]).contiguous().to(runtime.device(prm)),
-                       scale=prm["dps_scale"]["phase_retrieval"] * compensation(prm, prm["steps"]["dps"]),
+                       scale=Dm.zeta_to_scale(prm["dps_scale"]["phase_retrieval"])
+                       * compensation(prm, prm["steps"]["dps"]),
                        generator=gen)
             res = (op(r.x.double().cpu()) - y).flatten(1).norm(dim=1)
             best = r.x[int(res.argmin())][None].float().cpu()
@@ -516,11 +528,12 @@ def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
         record(study, setting, value, task, kind, method, xs, nfe, time.perf_counter() - t0, op, noise, y)
 
     task = ab["task"]
+    # every value is the paper's zeta' (run_method converts to the code's scale = 2 zeta'); the rows' "value" too
     for sched in ab["schedules"]:  # Table 5
         go("schedule", sched["schedule"], sched["scale"], task, "gaussian", "dps",
-           dps_kw={"scale": sched["scale"], "step_schedule": sched["schedule"], "decay": sched.get("decay", 0.99)})
+           dps_kw={"zeta": sched["scale"], "step_schedule": sched["schedule"], "decay": sched.get("decay", 0.99)})
     for s in ab["step_sizes"]:  # Fig. 8
-        go("step_size", "constant", s, task, "gaussian", "dps", dps_kw={"scale": s})
+        go("step_size", "constant", s, task, "gaussian", "dps", dps_kw={"zeta": s})
     for nfe in ab["nfe"]:  # Fig. 11
         for method in ("dps", "ddrm"):
             go("nfe", method, nfe, ab["nfe_task"], "gaussian", method, steps=nfe)
@@ -532,16 +545,13 @@ def ablation_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def _per_image_stage(prm: dict, fn, name: str, view=None, needs=None) -> None:
-    """Every image of every available set through ``fn`` (scale-out parts, merged); sets whose data or checkpoint
-    is not here are listed with the reason in <name>.unavailable.json and get no rows. ``view(prm)`` adapts the
-    effective params (Table 4's own sets); ``needs(prm)`` loads what every set needs and raises Unavailable if it
-    is not here (the bkse network): then every set is listed with that reason."""
-    from replicate.scaleout import run_per_image
-
+def _plan(prm: dict, name: str, view=None, needs=None) -> tuple[dict, list[tuple]]:
+    """Every image of every available set; sets whose data or checkpoint is not here are listed with the reason in
+    <name>.unavailable.json and get no rows. ``view(prm)`` adapts the params (Table 4's own sets); ``needs(prm)``
+    loads what every set needs and raises Unavailable if it is not here (the bkse network): then every set is
+    listed with that reason."""
     prm = effective(prm)
     prm = view(prm) if view else prm
-    out = runtime.results_dir(prm, PAPER) / f"{name}.csv"
     try:
         if needs:
             needs(prm)
@@ -549,16 +559,21 @@ def _per_image_stage(prm: dict, fn, name: str, view=None, needs=None) -> None:
         sets, missing = {}, {**{s: str(e) for s in prm["test_sets"]}, **gpu_only_reasons(prm)}
     else:
         sets, missing = image_sets(prm)
-    write_json(out.with_name(f"{name}.unavailable.json"), {"stage": name, "subset": prm["subset"],
-                                                           "unavailable": missing})
-    if not sets:
-        write_csv(out, pd.DataFrame(columns=["set", "image_index", "method", "status"]))
-        if name in EXAMPLE_STAGES:  # a declared DVC output: git keeps no empty folder, so it holds a note
-            write_text(_examples_dir(prm, name) / "README.txt",
-                       f"Reconstructions of the first images go here; none: see ../{name}.unavailable.json\n")
-        return
-    side = _examples_dir(prm, name) if name in EXAMPLE_STAGES else None
-    run_per_image(fn, prm, [(s, i) for s, ims in sets.items() for i in range(len(ims))], out, side_dir=side)
+    write_json(runtime.results_dir(prm, PAPER) / f"{name}.unavailable.json",
+               {"stage": name, "subset": prm["subset"], "unavailable": missing})
+    return prm, [(s, i) for s, ims in sets.items() for i in range(len(ims))]
+
+
+def plan_linear(prm: dict) -> tuple[dict, list[tuple]]:
+    return _plan(prm, "linear")
+
+
+def plan_phase_retrieval(prm: dict) -> tuple[dict, list[tuple]]:
+    return _plan(prm, "phase_retrieval")
+
+
+def plan_ablations(prm: dict) -> tuple[dict, list[tuple]]:
+    return _plan(prm, "ablations")
 
 
 def _nonuniform_view(prm: dict) -> dict:
@@ -567,9 +582,9 @@ def _nonuniform_view(prm: dict) -> dict:
             "gpu_only_sets": prm.get("nonuniform_gpu_only_sets", {})}
 
 
-def stage_nonuniform(prm: dict) -> None:
+def plan_nonuniform(prm: dict) -> tuple[dict, list[tuple]]:
     """Table 4. Without the bkse weights every set is listed as not available here, with the registry's reason."""
-    _per_image_stage(prm, nonuniform_rows, "nonuniform", view=_nonuniform_view, needs=bkse_network_cached)
+    return _plan(prm, "nonuniform", view=_nonuniform_view, needs=bkse_network_cached)
 
 
 def jensen_gap_rows(prm: dict) -> list[dict]:
@@ -613,7 +628,8 @@ def jensen_gap_rows(prm: dict) -> list[dict]:
 
         runs = {"exact": dict(step_schedule="posterior", scale=1.0, data_term=exact_term),
                 "dps_approx": dict(step_schedule="posterior", scale=1.0),
-                "dps_paper": dict(step_schedule="constant", scale=jg["paper_scale"] * compensation(prm, jg["steps"]))}
+                "dps_paper": dict(step_schedule="constant",
+                                  scale=Dm.zeta_to_scale(jg["paper_scale"]) * compensation(prm, jg["steps"]))}
 
         for m in range(jg["measurements"]):
             g = seeding.generator(prm["seed"], PAPER, "jensen_gap", sigma, m)
@@ -648,18 +664,6 @@ def stage_jensen_gap(prm: dict) -> None:
     finally:
         torch.set_num_threads(threads)
     write_csv(runtime.results_dir(prm, PAPER) / "jensen_gap.csv", pd.DataFrame(rows))
-
-
-def stage_linear(prm: dict) -> None:
-    _per_image_stage(prm, linear_rows, "linear")
-
-
-def stage_phase_retrieval(prm: dict) -> None:
-    _per_image_stage(prm, phase_retrieval_rows, "phase_retrieval")
-
-
-def stage_ablations(prm: dict) -> None:
-    _per_image_stage(prm, ablation_rows, "ablations")
 
 
 def stage_benchmark(prm: dict) -> None:
@@ -701,18 +705,30 @@ def stage_benchmark(prm: dict) -> None:
     write_csv(out, pd.DataFrame(rows))
 
 
-def stage_report(prm: dict) -> None:
-    from replicate.report import chung2023 as report
-
-    report.build(prm)
+RESULTS = "results/{profile}/chung2023/"
+UNIVERSAL = ("data/models/{profile}/mohan2020",)   # the universal prior of mini / smoke
 
 
-STAGES = {
-    "linear": stage_linear,
-    "phase_retrieval": stage_phase_retrieval,
-    "ablations": stage_ablations,
-    "benchmark": stage_benchmark,
-    "nonuniform": stage_nonuniform,
-    "jensen_gap": stage_jensen_gap,
-    "report": stage_report,
-}
+def _per_image(name: str, rows, plan, about: str) -> Stage:
+    csv = RESULTS + f"{name}.csv"
+    side = RESULTS + f"examples_{name}" if name in EXAMPLE_STAGES else None
+    outs = (csv, RESULTS + f"{name}.unavailable.json") + ((side,) if side else ())
+    return Stage(f"chung2023_{name}", PAPER, None, outs=outs, inputs=UNIVERSAL,
+                 per_image=PerImage(rows, plan, csv, side=side), about=about)
+
+
+STAGES = [
+    _per_image("linear", linear_rows, plan_linear,
+               "Tables 1/2/6/7 + Poisson: every method on every noisy linear task, per image and sample"),
+    _per_image("phase_retrieval", phase_retrieval_rows, plan_phase_retrieval,
+               "Table 3: DPS (best of k samples) vs ER / HIO / OSS (best of 4 restarts)"),
+    _per_image("ablations", ablation_rows, plan_ablations,
+               "Table 5, Figs. 8 and 11, App. C.4: step-size schedules and sizes, NFE, Poisson likelihoods"),
+    Stage("chung2023_benchmark", PAPER, stage_benchmark, inputs=UNIVERSAL,
+          outs=(RESULTS + "benchmark.csv", RESULTS + "benchmark.unavailable.json"),
+          about="wall-clock: forward vs forward + backward of the x0-predictor, DPS's overhead"),
+    _per_image("nonuniform", nonuniform_rows, plan_nonuniform,
+               "Table 4: DPS and MCG on non-uniform deblurring through the bkse blur network"),
+    Stage("chung2023_jensen_gap", PAPER, stage_jensen_gap, outs=(RESULTS + "jensen_gap.csv",),
+          about="Remark 2 measured: DPS's approximation of p(y | x_t) vs the exact one on a Gaussian prior"),
+]

@@ -32,6 +32,7 @@ from replicate import params as P
 from replicate import runtime, seeding
 from replicate.denoisers.base import Denoiser
 from replicate.io import save_npz, write_csv
+from replicate.pipeline.stage import PerImage, Stage
 
 PAPER = "elad_lecture"
 
@@ -40,7 +41,7 @@ PAPER = "elad_lecture"
 def learned_denoisers(prm: dict) -> dict[str, Denoiser]:
     """The project's learned grey denoisers: Mohan et al.'s DnCNN / BF-DnCNN (training range in params) and the
     universal BF-CNN (self-trained small one in mini/smoke, the authors' in paper)."""
-    from replicate.experiments import mohan2020
+    from replicate.experiments.mohan2020_models import load_models
     from replicate.experiments.priors import universal_denoiser
 
     r = prm["classic"]["learned_range"]
@@ -52,7 +53,7 @@ def learned_denoisers(prm: dict) -> dict[str, Denoiser]:
                                                        fetch(f"weights/bias_free_denoising/dncnn/{v}/0-{r}.pt"))
                   for v in ("bias", "bias_free")}
     else:  # the small DnCNNs the mohan2020_models stage trained for this profile
-        models = mohan2020.load_models(P.load("mohan2020", profile=prm["profile"]))
+        models = load_models(P.load("mohan2020", profile=prm["profile"]))
     out = {}
     for variant, label in (("bias", "DnCNN"), ("bias_free", "BF-DnCNN")):
         key = f"dncnn/{variant}/0-{r}"
@@ -88,37 +89,56 @@ def tv_weight_factors(prm: dict) -> dict[int, float]:
 
 # ------------------------------------------------------------------------------------------------ stages
 @torch.no_grad()
+def kair_dncnn_s() -> Denoiser:
+    """Zhang et al.'s DnCNN-S for sigma = 25 (KAIR's model_zoo/dncnn_25.pth, the published network): the row of the
+    classic table that Zhang et al. print for Set12 and BSD68. A per-sigma network: it runs at sigma 25 only."""
+    from replicate.assets.registry import fetch
+    from replicate.denoisers.checkpoints import kair_denoiser
+
+    return kair_denoiser(fetch("weights/kair/dncnn_25.pth"))
+
+
+KAIR_NAME, KAIR_SIGMA = "DnCNN-S σ=25 (KAIR)", 25
+
+
 def classic_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
-    """One test image at every sigma through every denoiser; one noise realisation per (image, sigma) shared by all
-    denoisers (paired comparison)."""
+    """One test image at every sigma through every denoiser; noise realisations (``noise_repeats`` of them, seeded by
+    (image, sigma, repeat)) shared by all denoisers (paired comparison). On the papers' full test sets the spread
+    over realisations, not over images, is the uncertainty about a published number: hence the repeats."""
     from replicate.metrics import psnr, ssim
     from replicate.scaleout import per_process
 
     c = prm["classic"]
     dens = per_process((PAPER, "classic_denoisers", prm),
-                       lambda: {**classic_denoisers(prm), **learned_denoisers(prm)})
+                       lambda: {**classic_denoisers(prm), **learned_denoisers(prm),
+                                **({KAIR_NAME: kair_dncnn_s()} if c.get("kair_dncnn_s") else {})})
     tv = per_process((PAPER, "tv", prm), lambda: tv_weight_factors(prm))
     im = per_process((PAPER, "set", set_name, prm), lambda: D.load_set(c["test_sets"][set_name]))[idx]
     x = im.pixels[None]
     rows = []
-    for s in c["sigmas"]:
-        y = x + s / 255.0 * seeding.randn(x.shape, prm["seed"], PAPER, "classic", set_name, idx, s)
-        for name, den in dens.items():
-            if name == "TV":
-                den.weight_factor = tv[s]
-            start = time.perf_counter()
-            out = den(y, s / 255.0).clamp(0, 1)
-            seconds = time.perf_counter() - start
-            rows.append({"set": set_name, "image_index": idx, "image": im.name, "sigma": s, "denoiser": name,
-                         "kind": "learned" if name in ("universal BF-CNN",) or "DnCNN" in name else "classic",
-                         "psnr_in": float(psnr(y.clamp(0, 1), x)[0]), "psnr": float(psnr(out, x)[0]),
-                         "ssim": float(ssim(out, x)[0]), "seconds_per_image": seconds, "seed": prm["seed"],
-                         "setting": f"weight={tv[s]:g}*sigma" if name == "TV" else ""})
+    for r in range(int(c.get("noise_repeats", 1))):
+        for s in c["sigmas"]:
+            key = ("classic", set_name, idx, s) + ((r,) if r else ())  # repeat 0: the original single realisation
+            y = x + s / 255.0 * seeding.randn(x.shape, prm["seed"], PAPER, *key)
+            for name, den in dens.items():
+                if name == KAIR_NAME and s != KAIR_SIGMA:
+                    continue
+                if name == "TV":
+                    den.weight_factor = tv[s]
+                start = time.perf_counter()
+                out = den(y, s / 255.0).clamp(0, 1)
+                seconds = time.perf_counter() - start
+                rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise_repeat": r, "sigma": s,
+                             "denoiser": name,
+                             "kind": "learned" if name in ("universal BF-CNN",) or "DnCNN" in name else "classic",
+                             "psnr_in": float(psnr(y.clamp(0, 1), x)[0]), "psnr": float(psnr(out, x)[0]),
+                             "ssim": float(ssim(out, x)[0]), "seconds_per_image": seconds, "seed": prm["seed"],
+                             "setting": f"weight={tv[s]:g}*sigma" if name == "TV" else ""})
     return rows
 
 
-def stage_classic(prm: dict) -> None:
-    _run_per_image(prm, "classic", classic_rows, prm["classic"]["test_sets"])
+def plan_classic(prm: dict) -> tuple[dict, list[tuple]]:
+    return prm, _items(prm["classic"]["test_sets"])
 
 
 # ------------------------------------------------------------------------------------------------ inverse problems
@@ -153,12 +173,13 @@ def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     den = per_process((PAPER, "denoiser", prm["profile"]), lambda: the_denoiser(prm))
     im = per_process((PAPER, "set", set_name, prm), lambda: D.load_set(c["test_sets"][set_name]))[idx]
     x = im.pixels[None]
-    rows = []
+    rows, arrays = [], {"clean": x[0].numpy()}
     for task, spec in tasks(c).items():
         op, sigma_y = make_task(task, spec, x.shape[1:])
         with torch.no_grad():
             y = op(x)
             y = y + sigma_y * seeding.randn(y.shape, prm["seed"], PAPER, "inverse", set_name, idx, task)
+            arrays[f"{task}/measured"] = (y if y.shape == x.shape else op.adjoint(y, like=x))[0].numpy()
         solvers = {
             "PnP-ADMM": lambda: pnp.pnp_admm(den, op, y, sigma_y, rho=1 / (c["pnp"]["sigma_d"] / 255) ** 2,
                                              iters=c["pnp"]["iters"], shape=x.shape, reference=x,
@@ -179,16 +200,25 @@ def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                 out, trace, status = torch.full_like(x, float("nan")), pnp.SolverTrace(), f"diverged: {exc}"
             seconds = time.perf_counter() - start
             out = out.clamp(0, 1)
+            arrays[f"{task}/{method}"] = out[0].detach().numpy()
             rows.append({"set": set_name, "image_index": idx, "image": im.name, "task": task, "method": method,
                          "psnr": float(psnr(out, x)[0]), "ssim": float(ssim(out, x)[0]),
                          "psnr_trace": " ".join(f"{v:.3f}" for v in trace.psnr),
                          "change_trace": " ".join(f"{v:.3e}" for v in trace.change),
                          "seconds_per_image": seconds, "status": status, "seed": prm["seed"]})
+    if idx == 0:  # the first image of each set: what the report's figures show
+        save_npz(_arrays_dir(prm, "inverse") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
+def plan_inverse(prm: dict) -> tuple[dict, list[tuple]]:
+    return prm, _items(prm["inverse"]["test_sets"])
+
+
 def stage_inverse(prm: dict) -> None:
-    _run_per_image(prm, "inverse", inverse_rows, prm["inverse"]["test_sets"])
+    from replicate.pipeline.run import run_per_image
+
+    run_per_image(INVERSE, prm)
     # RED's conditions for each learned denoiser, at the RED sigma_d, on the clean test images
     from replicate.solvers.plug_and_play import jacobian_asymmetry, local_homogeneity_error
 
@@ -209,12 +239,8 @@ def stage_inverse(prm: dict) -> None:
     write_csv(runtime.results_dir(prm, PAPER) / "red_conditions.csv", pd.DataFrame(rows))
 
 
-def _run_per_image(prm: dict, stage: str, fn, test_sets: dict) -> None:
-    from replicate.scaleout import run_per_image
-
-    items = [(name, i) for name, spec in test_sets.items() for i in range(len(D.load_set(spec)))]
-    side = _arrays_dir(prm, stage) if stage in ("snips", "perception") else None
-    run_per_image(fn, prm, items, runtime.results_dir(prm, PAPER) / f"{stage}.csv", side_dir=side)
+def _items(test_sets: dict) -> list[tuple]:
+    return [(name, i) for name, spec in test_sets.items() for i in range(len(D.load_set(spec)))]
 
 
 def _arrays_dir(prm: dict, stage: str):
@@ -239,14 +265,16 @@ def stage_synthesis(prm: dict) -> None:
     x = song_ermon_sample(den, shape, sigmas, eps=se["eps"], T=se["T"], generator=gen, final_denoise=True,
                           progress=True)
     rows.append({"sampler": "Song & Ermon (annealed Langevin)", "denoiser_calls": se["levels"] * se["T"] + 1,
-                 "seconds": time.perf_counter() - start})
+                 "status": "ok", "seconds": time.perf_counter() - start})
     arrays["song_ermon"] = x.clamp(0, 1).cpu().numpy()
     ks = c["kadkhodaie"]
     start = time.perf_counter()
     gen = seeding.generator(prm["seed"], PAPER, "synthesis", "kadkhodaie")
     res = sample_prior(den, shape[1:], c["n"], sigma0=ks["sigma0"], sigmaL=ks["sigmaL"], h0=ks["h0"],
                        beta=ks["beta"], generator=gen)
+    diverged = [res.status(k) for k in range(c["n"]) if res.status(k) != "ok"]
     rows.append({"sampler": "Kadkhodaie & Simoncelli (coarse-to-fine)", "denoiser_calls": res.denoiser_calls,
+                 "status": f"{len(diverged)} of {c['n']} {diverged[0]}" if diverged else "ok",
                  "seconds": time.perf_counter() - start})
     arrays["kadkhodaie"] = res.denoised.clamp(0, 1).cpu().numpy()
     out = runtime.results_dir(prm, PAPER)
@@ -293,8 +321,8 @@ def snips_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     return rows
 
 
-def stage_snips(prm: dict) -> None:
-    _run_per_image(prm, "snips", snips_rows, prm["snips"]["test_sets"])
+def plan_snips(prm: dict) -> tuple[dict, list[tuple]]:
+    return prm, _items(prm["snips"]["test_sets"])
 
 
 # ------------------------------------------------------------------------------------------------ perception
@@ -380,15 +408,30 @@ def perception_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     return rows
 
 
-def stage_perception(prm: dict) -> None:
-    _run_per_image(prm, "perception", perception_rows, prm["perception"]["test_sets"])
+def plan_perception(prm: dict) -> tuple[dict, list[tuple]]:
+    return prm, _items(prm["perception"]["test_sets"])
 
 
-def stage_report(prm: dict) -> None:
-    from replicate.report import elad_lecture
+RESULTS = "results/{profile}/elad_lecture/"
+MODELS = ("data/models/{profile}/mohan2020",)   # Mohan et al.'s DnCNNs and the universal prior of mini / smoke
+INVERSE = PerImage(inverse_rows, plan_inverse, RESULTS + "inverse.csv", side=RESULTS + "inverse_arrays")
 
-    elad_lecture.build(prm)
-
-
-STAGES = {"classic": stage_classic, "inverse": stage_inverse, "synthesis": stage_synthesis, "snips": stage_snips,
-          "perception": stage_perception, "report": stage_report}
+STAGES = [
+    Stage("elad_lecture_classic", PAPER, None, outs=(RESULTS + "classic.csv",), inputs=MODELS, also_reads=("mohan2020",),
+          per_image=PerImage(classic_rows, plan_classic, RESULTS + "classic.csv"),
+          about="the 'is denoising dead?' table: classic and learned denoisers at sigma 15 / 25 / 50"),
+    Stage("elad_lecture_inverse", PAPER, stage_inverse,
+          outs=(RESULTS + "inverse.csv", RESULTS + "inverse_arrays", RESULTS + "red_conditions.csv"),
+          inputs=MODELS, also_reads=("mohan2020",), per_image=INVERSE,
+          about="PnP-ADMM and RED with one denoiser on deblurring and super-resolution; RED's two conditions"),
+    Stage("elad_lecture_synthesis", PAPER, stage_synthesis, inputs=MODELS,
+          outs=(RESULTS + "synthesis.csv", RESULTS + "synthesis.npz"),
+          about="images from the prior implicit in the denoiser: annealed Langevin and coarse-to-fine ascent"),
+    Stage("elad_lecture_snips", PAPER, None, outs=(RESULTS + "snips.csv", RESULTS + "snips_arrays"), inputs=MODELS,
+          per_image=PerImage(snips_rows, plan_snips, RESULTS + "snips.csv", side=RESULTS + "snips_arrays"),
+          about="SNIPS posterior samples: inpainting, SR x4, deblurring, compressive sensing"),
+    Stage("elad_lecture_perception", PAPER, None, outs=(RESULTS + "perception.csv", RESULTS + "perception_arrays"),
+          inputs=MODELS, per_image=PerImage(perception_rows, plan_perception, RESULTS + "perception.csv",
+                                            side=RESULTS + "perception_arrays"),
+          about="perception-distortion: MMSE, MAP-like and posterior samplers at a high noise level"),
+]

@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections import Counter
 
 from replicate import runtime
-from replicate.report.common import markdown_table, write_markdown
+from replicate.markdown import markdown_table, write_markdown
+from replicate.pipeline.stage import Stage
 
 
 def stage_assets(prm: dict) -> None:
@@ -27,4 +28,7 @@ def stage_assets(prm: dict) -> None:
     write_markdown(runtime.tables_dir(prm, "foundation") / "assets.md", "Assets and their availability", body)
 
 
-STAGES = {"assets": stage_assets}
+STAGES = [
+    Stage("foundation_assets", "foundation", stage_assets, outs=("tables/{profile}/foundation/assets.md",),
+          about="which external files (test sets, weights, metric networks) this checkout can reach"),
+]

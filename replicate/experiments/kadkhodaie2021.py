@@ -24,11 +24,12 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from replicate.progress import bar as progress_bar
 
 from replicate import data as D
 from replicate import runtime, seeding
 from replicate.io import atomic_path, write_csv
+from replicate.pipeline.stage import PerImage, Stage
 from replicate.operators.orthonormal import make_operator
 from replicate.samplers.implicit_prior import least_squares, sample_posterior_linear, sample_prior, step_size
 
@@ -37,17 +38,9 @@ PAPER = "kadkhodaie2021"
 
 # ----------------------------------------------------------------------------------------------- helpers
 def grid(prm: dict) -> dict:
-    """What runs here: the full configuration, or the stated CPU subset of the paper profile (`cpu_subset`)."""
-    g = {"test_sets": dict(prm["test_sets"]), "samples": prm["samples"], "compressive": dict(prm["compressive"]),
-         "subset": "full"}
-    sub = prm.get("cpu_subset")
-    if prm["profile"] == "paper" and runtime.device(prm).type != "cuda" and sub:
-        for name, spec in g["test_sets"].items():
-            g["test_sets"][name] = {**spec, **sub.get("test_sets", {})}
-        g["samples"] = sub.get("samples", g["samples"])
-        g["compressive"] = {**g["compressive"], **sub.get("compressive", {})}
-        g["subset"] = "cpu_subset"
-    return g
+    """What runs here (params.load has already applied the paper profile's CPU subset)."""
+    return {"test_sets": dict(prm["test_sets"]), "samples": prm["samples"], "compressive": dict(prm["compressive"]),
+            "subset": prm["subset"]}
 
 
 def denoiser(prm: dict, kind: str):
@@ -135,7 +128,7 @@ def stage_synthesis(prm: dict) -> None:
     # Fig. 2 and Figs. 11/12: samples and traces for every beta; the Fig. 2 runs double as extra traces
     runs = [("fig2", b, syn["fig2"]["inits"]) for b in syn["fig2"]["betas"]]
     runs += [("convergence", b, syn["convergence"]["patches"]) for b in syn["convergence"]["betas"]]
-    for what, beta, n in tqdm(runs, desc="synthesis (Algorithm 1)"):
+    for what, beta, n in progress_bar(runs, desc="synthesis (Algorithm 1)"):
         start = time.perf_counter()
         res = _run_prior(model, prm, shape, n, beta, (what, beta))
         seconds = time.perf_counter() - start
@@ -143,7 +136,8 @@ def stage_synthesis(prm: dict) -> None:
         N = math.prod(shape)
         for k in range(n):
             sample_rows.append({"run": what, "prior": syn["prior"], "beta": beta, "sample": k, "size": syn["size"],
-                                "steps": int(res.steps[k]), "seconds": seconds / n, "seed": prm["seed"]})
+                                "steps": int(res.steps[k]), "status": res.status(k), "seconds": seconds / n,
+                                "seed": prm["seed"]})
             sig, h, gam = (res.trace[v][:, k] for v in ("sigma", "h", "gamma"))
             for t in range(int(res.steps[k])):
                 conv_rows.append({"run": what, "beta": beta, "sample": k, "t": t + 1, "sigma": float(sig[t]),
@@ -154,14 +148,14 @@ def stage_synthesis(prm: dict) -> None:
     # Fig. 13: samples from the MNIST prior (16 per panel) for beta in {1, 0.3, 0.01}
     mn = syn["mnist"]
     mnist_model = denoiser(prm, mn["prior"])
-    for beta in tqdm(mn["betas"], desc="MNIST prior samples"):
+    for beta in progress_bar(mn["betas"], desc="MNIST prior samples"):
         start = time.perf_counter()
         res = _run_prior(mnist_model, prm, (1, mn["size"], mn["size"]), mn["samples"], beta, ("mnist", beta))
         arrays[f"mnist_beta{beta:g}"] = res.denoised
         for k in range(mn["samples"]):
             sample_rows.append({"run": "mnist", "prior": mn["prior"], "beta": beta, "sample": k, "size": mn["size"],
-                                "steps": int(res.steps[k]), "seconds": (time.perf_counter() - start) / mn["samples"],
-                                "seed": prm["seed"]})
+                                "steps": int(res.steps[k]), "status": res.status(k),
+                                "seconds": (time.perf_counter() - start) / mn["samples"], "seed": prm["seed"]})
     out = runtime.results_dir(prm, PAPER)
     save_arrays(out / "synthesis.npz", **{k: (v.numpy() if torch.is_tensor(v) else v) for k, v in arrays.items()})
     write_csv(out / "convergence.csv", pd.DataFrame(conv_rows))
@@ -289,17 +283,10 @@ def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                              "meas_rms": float(r[k]), "meas_rms_pixel": float(r[k]) * math.sqrt(op.m / op.D),
                              "meas_rms_last": float(r_last[k]),
                              "meas_rms_last_pixel": float(r_last[k]) * math.sqrt(op.m / op.D), "steps": int(steps[k]),
+                             "status": res.status(k) if method == "denoiser_prior" else "ok",
                              "seconds": seconds / images.shape[0] if method == "denoiser_prior" else 0.0})
     save_arrays(_arrays_dir(prm, "inverse") / f"{set_name}_{idx}.npz", **arrays)
     return rows
-
-
-def _run_per_image(prm: dict, fn, csv_name: str, sets: dict) -> None:
-    from replicate.scaleout import run_per_image
-
-    items = [(name, i) for name in sets for i in range(len(test_images(prm, name)))]
-    out = runtime.results_dir(prm, PAPER) / csv_name
-    run_per_image(fn, prm, items, out, side_dir=_arrays_dir(prm, out.stem))
 
 
 def _arrays_dir(prm: dict, stage: str):
@@ -307,8 +294,8 @@ def _arrays_dir(prm: dict, stage: str):
     return runtime.results_dir(prm, PAPER) / f"{stage}_arrays"
 
 
-def stage_inverse(prm: dict) -> None:
-    _run_per_image(prm, inverse_rows, "inverse.csv", grid(prm)["test_sets"])
+def plan_inverse(prm: dict) -> tuple[dict, list[tuple]]:
+    return prm, [(name, i) for name in grid(prm)["test_sets"] for i in range(len(test_images(prm, name)))]
 
 
 # ----------------------------------------------------------------------------------------------- compressive sensing
@@ -342,15 +329,16 @@ def compressive_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                                  seed=seeding.derive_seed(prm["seed"], PAPER, "cs_folds", ratio, set_name, idx) % 2**31)
         oracle = sparse_dct.oracle(op, xc, x.double(), lambdas=dct.lambdas, iters=d["iters"])
         t_dct = time.perf_counter() - start
-        results = [("denoiser_prior", k, res.denoised[k:k + 1], t_prior / cs["samples"], float("nan"))
+        results = [("denoiser_prior", k, res.denoised[k:k + 1], t_prior / cs["samples"], float("nan"), res.status(k))
                    for k in range(cs["samples"])]
-        results += [("sparse_dct_cv", 0, dct.images.float(), t_dct, float(dct.lam[0]) / lam_max),
-                    ("sparse_dct_oracle", 0, oracle.images.float(), float("nan"), float(oracle.lam[0]) / lam_max),
-                    ("least_squares", 0, least_squares(op, xc), 0.0, float("nan"))]
-        for method, k, img, secs, lam in results:
+        results += [("sparse_dct_cv", 0, dct.images.float(), t_dct, float(dct.lam[0]) / lam_max, "ok"),
+                    ("sparse_dct_oracle", 0, oracle.images.float(), float("nan"), float(oracle.lam[0]) / lam_max, "ok"),
+                    ("least_squares", 0, least_squares(op, xc), 0.0, float("nan"), "ok")]
+        for method, k, img, secs, lam, status in results:
             p, s = image_metrics(img, x)
             rows.append({**base, "method": method, "sample": k, "psnr": float(p[0]), "ssim": float(s[0]),
-                         "meas_rms": float(measurement_rms(op, img, xc)[0]), "lambda_ratio": lam, "seconds": secs})
+                         "meas_rms": float(measurement_rms(op, img, xc)[0]), "lambda_ratio": lam, "status": status,
+                         "seconds": secs})
         arrays[f"r{ratio:g}_denoiser_prior"] = res.denoised[0]
         arrays[f"r{ratio:g}_sparse_dct_cv"] = dct.images[0]
         arrays[f"r{ratio:g}_least_squares"] = least_squares(op, xc)[0]
@@ -365,13 +353,9 @@ def compressive_images(prm: dict) -> list[D.Image]:
     return per_process((PAPER, "cs_set", spec), lambda: D.load_set(spec))
 
 
-def stage_compressive(prm: dict) -> None:
-    from replicate.scaleout import run_per_image
-
+def plan_compressive(prm: dict) -> tuple[dict, list[tuple]]:
     name = grid(prm)["compressive"]["test_set"]["source"]
-    items = [(name, i) for i in range(len(compressive_images(prm)))]
-    run_per_image(compressive_rows, prm, items, runtime.results_dir(prm, PAPER) / "compressive.csv",
-                  side_dir=_arrays_dir(prm, "compressive"))
+    return prm, [(name, i) for i in range(len(compressive_images(prm)))]
 
 
 # ----------------------------------------------------------------------------------------------- performance
@@ -399,7 +383,7 @@ def stage_performance(prm: dict) -> None:
     C = 3 if pf["prior"] == "color" else 1
     im = D.load_set(pf["image"])[0]
     x = im.pixels[None, :C]
-    for problem in tqdm(prm["problems"], desc="sampler overhead"):
+    for problem in progress_bar(prm["problems"], desc="sampler overhead"):
         op = problem_operator(prm, problem, tuple(x.shape[1:]), "performance", 0)
         timed = TimedDenoiser(model)
         gen = seeding.generator(prm["seed"], PAPER, "performance", problem)
@@ -428,17 +412,25 @@ def stage_performance(prm: dict) -> None:
     write_csv(runtime.results_dir(prm, PAPER) / "performance.csv", pd.DataFrame(rows))
 
 
-def stage_report(prm: dict) -> None:
-    from replicate.report import kadkhodaie2021 as report
-
-    report.build(prm)
+RESULTS = "results/{profile}/kadkhodaie2021/"
+UNIVERSAL = ("data/models/{profile}/mohan2020",)   # the universal prior of mini / smoke
 
 
-STAGES = {
-    "synthesis": stage_synthesis,
-    "toy": stage_toy,
-    "inverse": stage_inverse,
-    "compressive": stage_compressive,
-    "performance": stage_performance,
-    "report": stage_report,
-}
+def _per_image(name: str, rows, plan, about: str) -> Stage:
+    csv, side = RESULTS + f"{name}.csv", RESULTS + f"{name}_arrays"
+    return Stage(f"kadkhodaie2021_{name}", PAPER, None, outs=(csv, side), inputs=UNIVERSAL,
+                 per_image=PerImage(rows, plan, csv, side=side), about=about)
+
+
+STAGES = [
+    Stage("kadkhodaie2021_synthesis", PAPER, stage_synthesis, inputs=UNIVERSAL,
+          outs=tuple(RESULTS + f for f in ("synthesis.npz", "synthesis.csv", "convergence.csv")),
+          about="Algorithm 1: samples of the prior implicit in the denoiser (Figs. 1, 2, 11, 12), convergence"),
+    Stage("kadkhodaie2021_toy", PAPER, stage_toy, outs=tuple(RESULTS + f for f in ("toy.npz", "toy.csv", "toy_miyasawa.csv")),
+          about="Fig. 10: the sampler on a one-dimensional manifold prior; Miyasawa's identity checked"),
+    _per_image("inverse", inverse_rows, plan_inverse, "Algorithm 2: inpainting, random pixels, SR, low frequencies"),
+    _per_image("compressive", compressive_rows, plan_compressive,
+               "Fig. 8: compressive sensing, Algorithm 2 vs a sparse-DCT prior with cross-validated threshold"),
+    Stage("kadkhodaie2021_performance", PAPER, stage_performance, inputs=UNIVERSAL, outs=(RESULTS + "performance.csv",),
+          about="sampler overhead over its denoiser calls; one 256x256 colour denoiser call"),
+]

@@ -32,10 +32,11 @@ import torch
 from replicate import data as D
 from replicate import runtime, seeding
 from replicate.io import save_torch, write_csv
+from replicate.noise.residual import residual_stats
+from replicate.pipeline.stage import PerImage, Stage
 from replicate.samplers import langevin as LG
 
 PAPER = "kawar2021"
-NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 
 # ------------------------------------------------------------------------------------------------ runs and data
@@ -146,27 +147,6 @@ def sample_seeds(prm: dict, name: str, idx: int, sigma0: float, n: int, what: st
     return [seeding.derive_seed(prm["seed"], PAPER, name, idx, what, float(sigma0), "sample", s) for s in range(n)]
 
 
-# ------------------------------------------------------------------------------------------------ residual analysis
-def residual_stats(r: torch.Tensor) -> dict:
-    """Section 4.2 on one residual image r = y - x_hat (C, H, W): std, D'Agostino-Pearson p, max |rho| (8 dirs).
-
-    rho for direction (dy, dx) = Pearson correlation of r[c, i, j] with r[c, i+dy, j+dx] over all valid pixel pairs
-    and channels; the paper takes the direction with the largest |rho| (8 directions; opposite ones coincide).
-    """
-    from scipy import stats as sps
-
-    r = r.double()
-    _, H, W = r.shape
-    rhos = []
-    for dy, dx in NEIGHBOURS:
-        a = r[:, max(0, -dy):H - max(0, dy), max(0, -dx):W - max(0, dx)].flatten()
-        b = r[:, max(0, dy):H + min(0, dy), max(0, dx):W + min(0, dx)].flatten()
-        rhos.append(float(torch.corrcoef(torch.stack([a, b]))[0, 1]))
-    k = int(np.argmax(np.abs(rhos)))
-    return {"res_std": float(r.std()), "res_p": float(sps.normaltest(r.flatten().numpy()).pvalue),
-            "res_rho": rhos[k], "res_abs_rho": abs(rhos[k]), "res_rho_dir": f"{NEIGHBOURS[k][0]},{NEIGHBOURS[k][1]}"}
-
-
 # ------------------------------------------------------------------------------------------------ denoising
 def _lpips(prm: dict):
     from replicate.metrics import LPIPS, lpips_available
@@ -255,26 +235,25 @@ def _available_runs(prm: dict) -> tuple[list[str], list[dict]]:
     return ok_runs, table
 
 
-def _run_stage(prm: dict, fn, out_name: str) -> None:
-    from replicate.scaleout import run_per_image
-
+def _plan(prm: dict, out_name: str) -> tuple[dict, list[tuple]]:
+    """Every image of every run whose prior and data are here; the others are listed with the reason in
+    <out_name>_availability.csv."""
     names, table = _available_runs(prm)
-    out_dir = runtime.results_dir(prm, PAPER)
-    write_csv(out_dir / f"{out_name}_availability.csv", pd.DataFrame(table))
-    items = []
-    for name in names:
-        n = len(load_images(prm, name))
-        items += [(name, i) for i in range(n)]
-    run_per_image(fn, prm, items, out_dir / f"{out_name}.csv", side_dir=_arrays_dir(prm, out_name))
+    write_csv(runtime.results_dir(prm, PAPER) / f"{out_name}_availability.csv", pd.DataFrame(table))
+    return prm, [(name, i) for name in names for i in range(len(load_images(prm, name)))]
+
+
+def plan_denoise(prm: dict) -> tuple[dict, list[tuple]]:
+    return _plan(prm, "denoise")
+
+
+def plan_inpaint(prm: dict) -> tuple[dict, list[tuple]]:
+    return _plan(prm, "inpaint")
 
 
 def _arrays_dir(prm: dict, stage: str):
     """Where the denoise / inpaint stage keeps the arrays of its first images (the report's figures read them)."""
     return runtime.results_dir(prm, PAPER) / f"arrays_{stage}"
-
-
-def stage_denoise(prm: dict) -> None:
-    _run_stage(prm, denoise_rows, "denoise")
 
 
 # ------------------------------------------------------------------------------------------------ inpainting
@@ -362,10 +341,6 @@ def inpaint_rows(prm: dict, name: str, idx: int) -> list[dict]:
     return rows
 
 
-def stage_inpaint(prm: dict) -> None:
-    _run_stage(prm, inpaint_rows, "inpaint")
-
-
 # ------------------------------------------------------------------------------------------------ exactness
 def stage_exactness(prm: dict) -> None:
     """Closed-form output law of Algorithm 1 under a Gaussian prior with each run's settings (no data needed).
@@ -405,10 +380,21 @@ def stage_exactness(prm: dict) -> None:
     write_csv(runtime.results_dir(prm, PAPER) / "exactness.csv", pd.DataFrame(rows))
 
 
-def stage_figures(prm: dict) -> None:
-    from replicate.report.kawar2021 import build
-
-    build(prm)
+RESULTS = "results/{profile}/kawar2021/"
+UNIVERSAL = ("data/models/{profile}/mohan2020",)   # the universal prior of mini / smoke
 
 
-STAGES = {"denoise": stage_denoise, "inpaint": stage_inpaint, "exactness": stage_exactness, "figures": stage_figures}
+def _per_image_stage(what: str, rows, plan, about: str) -> Stage:
+    csv, side = RESULTS + f"{what}.csv", RESULTS + f"arrays_{what}"
+    return Stage(f"kawar2021_{what}", PAPER, None, outs=(csv, RESULTS + f"{what}_availability.csv", side),
+                 inputs=UNIVERSAL, per_image=PerImage(rows, plan, csv, side=side, key_columns=("run", "image_index")),
+                 about=about)
+
+
+STAGES = [
+    _per_image_stage("denoise", denoise_rows, plan_denoise,
+                     "Algorithm 1: BM3D, MMSE and posterior samples per image and sigma0; residual statistics"),
+    _per_image_stage("inpaint", inpaint_rows, plan_inpaint, "Algorithm 2: noisy inpainting, text / rows / eye masks"),
+    Stage("kawar2021_exactness", PAPER, stage_exactness, outs=(RESULTS + "exactness.csv",),
+          about="Algorithm 1 on an analytic Gaussian prior with each run's settings: the closed-form MSE ratio"),
+]

@@ -15,168 +15,26 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from replicate.progress import bar as progress_bar
 
 from replicate import data as D
 from replicate import runtime, seeding
-from replicate.denoisers.base import Denoiser, NetworkDenoiser
-from replicate.io import save_torch, write_csv, write_json
+from replicate.denoisers.base import Denoiser
+from replicate.experiments.mohan2020_models import load_models, models_manifest
+from replicate.io import save_torch, write_csv
+from replicate.pipeline.stage import PerImage, Stage
 
 PAPER = "mohan2020"
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    arch: str        # dncnn | unet | rcnn
-    variant: str     # bias | bias_free
-    train_max: int   # training noise range [0, train_max] on the 0-255 scale
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}/{self.variant}/0-{self.train_max}"
-
-    @property
-    def file_stem(self) -> str:
-        return self.name.replace("/", "_")
-
-
-def on_gpu(prm: dict) -> bool:
-    return runtime.device(prm).type == "cuda"
-
-
 def grid(prm: dict) -> dict:
-    """The part of the grid that runs here: the full grid, or the stated CPU subset of the paper profile."""
-    g = {"archs": prm["archs"], "ranges": prm["ranges"], "test_sigmas": prm["test_sigmas"],
-         "test_sets": list(prm["test_sets"])}
-    if prm["profile"] == "paper" and not on_gpu(prm) and prm.get("cpu_subset"):
-        g.update(prm["cpu_subset"])
-        g["subset"] = "cpu_subset"
-    else:
-        g["subset"] = "full"
-    return g
-
-
-def model_specs(prm: dict) -> list[ModelSpec]:
-    g = grid(prm)
-    return [ModelSpec(a, v, int(r)) for a in g["archs"] for v in prm["variants"] for r in g["ranges"]]
-
-
-# ----------------------------------------------------------------------------------------------- models
-def _small_dncnn(prm: dict, spec: ModelSpec) -> Denoiser:
-    from replicate.denoisers.bfcnn import DnCNN
-
-    net = DnCNN(channels=1, depth=prm["arch"]["depth"], features=prm["arch"]["features"], bias=spec.variant == "bias")
-    return NetworkDenoiser(net, output="clean", channels=1)
-
-
-def training_images(prm: dict) -> list[torch.Tensor]:
-    """Embedded training data: dead leaves + scikit-image photographs disjoint from the test photographs."""
-    n_leaves = prm["train"].get("dead_leaves", 16)
-    leaves = D.dead_leaves(n_leaves, 96, 1, seed=prm["seed"])
-    photos = [im.pixels for im in D.skimage_set(D.SKIMAGE_GRAY_TRAIN, gray=True)]
-    return list(leaves) + photos
-
-
-def train_models(prm: dict) -> pd.DataFrame:
-    from replicate.training import TrainConfig, extract_patches, train_denoiser
-
-    out_dir = runtime.models_dir(prm, PAPER)
-    t = prm["train"]
-    patches = extract_patches(training_images(prm), t["patch"], t["stride"], tuple(t["scales"]))
-    rows = []
-    for spec in model_specs(prm):
-        torch.manual_seed(seeding.derive_seed(prm["seed"], "init", spec.name))
-        model = _small_dncnn(prm, spec)
-        cfg = TrainConfig(noise_min=0.0, noise_max=float(spec.train_max), patch=t["patch"], stride=t["stride"],
-                          scales=tuple(t["scales"]), batch=t["batch"], epochs=t["epochs"],
-                          milestones=tuple(t["milestones"]), seed=seeding.derive_seed(prm["seed"], "train", spec.name),
-                          max_patches=t.get("max_patches"), extra={"arch": prm["arch"], "model": spec.name})
-        log = train_denoiser(model, patches, cfg, out_dir / f"{spec.file_stem}.pt")
-        rows.append({"model": spec.name, "parameters": sum(p.numel() for p in model.parameters()),
-                     "steps": log["steps"], "patches": log["patches"],
-                     "final_loss": float(np.mean(log["loss"][-20:])), "seconds": round(log["seconds"], 2)})
-    rows += train_universal(prm)
-    return pd.DataFrame(rows)
-
-
-def train_universal(prm: dict) -> list[dict]:
-    """The universal bias-free priors (grey and colour, sigma in [0, 100]) the other papers use in mini / smoke."""
-    from replicate.experiments.priors import small_bf_dncnn
-    from replicate.training import TrainConfig, extract_patches, train_denoiser
-
-    u = prm.get("universal")
-    if not u:
-        return []
-    t = u["train"]
-    rows = []
-    for kind, channels in (("gray", 1), ("color", 3)):
-        leaves = D.dead_leaves(t.get("dead_leaves", 16), 96, channels, seed=prm["seed"] + channels)
-        photos = [im.pixels for im in D.skimage_set(D.SKIMAGE_GRAY_TRAIN if channels == 1 else D.SKIMAGE_COLOR_TRAIN,
-                                                    gray=channels == 1)]
-        patches = extract_patches(list(leaves) + photos, t["patch"], t["stride"], tuple(t["scales"]))
-        arch = {"channels": channels, "depth": u["arch"]["depth"], "features": u["arch"]["features"]}
-        torch.manual_seed(seeding.derive_seed(prm["seed"], "init", "universal", kind))
-        model = small_bf_dncnn(**arch)
-        cfg = TrainConfig(noise_min=0.0, noise_max=float(u["noise_max"]), patch=t["patch"], stride=t["stride"],
-                          scales=tuple(t["scales"]), batch=t["batch"], epochs=t["epochs"],
-                          milestones=tuple(t["milestones"]), seed=seeding.derive_seed(prm["seed"], "train", kind),
-                          max_patches=t.get("max_patches"), extra={"arch": arch, "model": f"universal_{kind}"})
-        log = train_denoiser(model, patches, cfg, runtime.models_dir(prm, PAPER) / f"universal_{kind}.pt")
-        rows.append({"model": f"universal/{kind}/0-{u['noise_max']}", "parameters": sum(p.numel() for p in model.parameters()),
-                     "steps": log["steps"], "patches": log["patches"],
-                     "final_loss": float(np.mean(log["loss"][-20:])), "seconds": round(log["seconds"], 2)})
-    return rows
-
-
-def fetch_checkpoints(prm: dict) -> pd.DataFrame:
-    from replicate.assets.registry import fetch
-
-    rows = []
-    for spec in model_specs(prm):
-        asset = f"weights/bias_free_denoising/{spec.arch}/{spec.variant}/0-{spec.train_max}.pt"
-        path = fetch(asset)
-        from replicate.denoisers.checkpoints import mohan_denoiser
-
-        n_params = sum(p.numel() for p in mohan_denoiser(spec.arch, spec.variant, f"0-{spec.train_max}", path).parameters())
-        rows.append({"model": spec.name, "asset": asset, "parameters": n_params})
-    return pd.DataFrame(rows)
-
-
-def stage_models(prm: dict) -> None:
-    out_dir = runtime.models_dir(prm, PAPER)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = train_models(prm) if prm["source"] == "train" else fetch_checkpoints(prm)
-    write_csv(runtime.results_dir(prm, PAPER) / "models.csv", table)
-    write_json(out_dir / "manifest.json", {"source": prm["source"], "models": table.to_dict("records")})
-
-
-def load_models(prm: dict) -> dict[str, Denoiser]:
-    """Every model of the grid as a project Denoiser (eval mode), keyed by ModelSpec.name."""
-    out_dir = runtime.models_dir(prm, PAPER)
-    manifest_path = out_dir / "manifest.json"
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"{manifest_path} is missing: run the models stage first (dvc repro mohan2020_models)")
-    manifest = json.loads(manifest_path.read_text())
-    models = {}
-    for spec in model_specs(prm):
-        if manifest["source"] == "train":
-            model = _small_dncnn(prm, spec)
-            state = torch.load(out_dir / f"{spec.file_stem}.pt", map_location="cpu", weights_only=False)
-            model.load_state_dict(state["model"])
-        else:
-            from replicate.denoisers.checkpoints import mohan_denoiser
-
-            from replicate.assets.registry import fetch
-
-            asset = next(r["asset"] for r in manifest["models"] if r["model"] == spec.name)
-            model = mohan_denoiser(spec.arch, spec.variant, f"0-{spec.train_max}", fetch(asset))
-        models[spec.name] = model.eval().to(runtime.device(prm)).channels_last()
-    return models
+    """The part of the grid that runs here (params.load has already applied the paper profile's CPU subset)."""
+    return {"archs": prm["archs"], "ranges": prm["ranges"], "test_sigmas": prm["test_sigmas"],
+            "test_sets": list(prm["test_sets"]), "images": prm.get("images"), "subset": prm["subset"]}
 
 
 def test_sets(prm: dict, names=None) -> dict[str, list[D.Image]]:
@@ -219,25 +77,28 @@ def generalization_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     return rows
 
 
-def stage_generalization(prm: dict) -> None:
-    """Every test image through `generalization_rows`, sharded as params.yaml's `launcher:` block says (default: this
-    process), one part file per image (a rerun resumes), merged into the same CSV as an unsharded run."""
-    from replicate.scaleout import run_per_image
-
+def plan_generalization(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of every test set (the CPU subset may take only the first `images` of each)."""
+    models_manifest(prm)  # fail here, in one line, when the models stage has not run
     g = grid(prm)
-    limit = g.get("images")  # the CPU subset may take only the first images of each set
+    limit = g.get("images")
     items = [(set_name, idx) for set_name, images in test_sets(prm, g["test_sets"]).items()
              for idx in range(min(len(images), limit or len(images)))]
-    run_per_image(generalization_rows, prm, items, runtime.results_dir(prm, PAPER) / "generalization.csv")
+    return prm, items
 
-def random_patches(images: list[D.Image], n: int, size: int, gen: torch.Generator) -> torch.Tensor:
-    out = []
+
+def random_patches(images: list[D.Image], n: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, list[int]]:
+    """n random size x size patches of the images, and the index of the image each came from (the unit of evidence:
+    patches of one image are not independent of each other)."""
+    out, sources = [], []
     for _ in range(n):
-        im = images[int(torch.randint(len(images), (1,), generator=gen))].pixels
+        k = int(torch.randint(len(images), (1,), generator=gen))
+        im = images[k].pixels
         top = int(torch.randint(im.shape[-2] - size + 1, (1,), generator=gen))
         left = int(torch.randint(im.shape[-1] - size + 1, (1,), generator=gen))
         out.append(im[:, top : top + size, left : left + size])
-    return torch.stack(out)
+        sources.append(k)
+    return torch.stack(out), sources
 
 
 def first_order(model: Denoiser, y: torch.Tensor, sigma) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,9 +119,9 @@ def stage_linear(prm: dict) -> None:
     chosen = {n: m for n, m in models.items() if n.endswith(f"/0-{dec['train_range']}")}
     if not chosen:
         raise ValueError(f"decomposition.train_range {dec['train_range']} is not among the trained ranges {g['ranges']}")
-    for sigma in tqdm(dec["sigmas"], desc="first-order decomposition"):
+    for sigma in progress_bar(dec["sigmas"], desc="first-order decomposition"):
         gen = seeding.generator(prm["seed"], PAPER, "patches", sigma)
-        x = random_patches(images, dec["patches_per_sigma"], dec["patch"], gen)
+        x, sources = random_patches(images, dec["patches_per_sigma"], dec["patch"], gen)
         y = x + sigma / 255.0 * torch.randn(x.shape, generator=gen)
         n_pix = x[0].numel()
         for name, model in chosen.items():
@@ -272,7 +133,8 @@ def stage_linear(prm: dict) -> None:
             # residual y - f(y) = (I - A_y) y - b_y: the linear part and the net bias, separately
             for k, (r, lin, b, f_norm) in enumerate(zip(rms(y_cpu - fy), rms(y_cpu - jy), rms(bias), rms(fy))):
                 rows.append({"model": name, "variant": name.split("/")[1], "train_max": dec["train_range"],
-                             "sigma": sigma, "patch_index": k, "residual_rms": float(r), "linear_residual_rms": float(lin),
+                             "sigma": sigma, "patch_index": k, "image_index": sources[k], "residual_rms": float(r),
+                             "linear_residual_rms": float(lin),
                              "net_bias_rms": float(b), "output_rms": float(f_norm), "noise_rms": float(sigma)})
     # exact first-order decomposition (paper Eq. 1): a ReLU network is affine around y, so
     # f(y + e v) - f(y) = e A_y v up to ReLU switches and float32 rounding, for a small step e
@@ -282,7 +144,7 @@ def stage_linear(prm: dict) -> None:
         model64 = copy.deepcopy(model).double()
         for sigma in (10, 50, 90):
             gen = seeding.generator(prm["seed"], PAPER, "affine", sigma)
-            x = random_patches(images, 4, dec["patch"], gen).double()
+            x = random_patches(images, 4, dec["patch"], gen)[0].double()
             y = (x + sigma / 255.0 * torch.randn(x.shape, generator=gen, dtype=x.dtype)).to(dev)
             v = torch.randn(y.shape, generator=gen, dtype=y.dtype).to(dev)
             step = 1e-7 * y.norm() / v.norm()
@@ -344,10 +206,10 @@ def stage_jacobian(prm: dict) -> None:
     if not chosen:
         raise ValueError(f"jacobian.train_range {jac['train_range']} / variants {variants} match no model of the grid "
                          f"(ranges {g['ranges']}); fix params.yaml")
-    rows, arrays = [], {"clean": x.numpy()}
+    rows, arrays = [], {"clean": x.numpy(), "filter_pixels": np.array(pixel_rows(c, x.shape[0]))}
     sigmas = sorted(set(jac["svd_sigmas"]) | set(jac["sigmas"]))
     for name, model in chosen.items():
-        for sigma in tqdm(sigmas, desc=f"jacobian {name}"):
+        for sigma in progress_bar(sigmas, desc=f"jacobian {name}"):
             y = x + sigma / 255.0 * seeding.randn(x.shape, prm["seed"], PAPER, "jacobian", sigma)
             A = jacobian(model, y, sigma / 255.0).detach().double()
             U, S, Vh = torch.linalg.svd(A)
@@ -409,17 +271,19 @@ def stage_fig2(prm: dict) -> None:
                {"image": im.name, "sigma": f2["sigma"], **arrays, "components": components})
 
 
-def stage_report(prm: dict) -> None:
-    from replicate.report import mohan2020 as report
+RESULTS = "results/{profile}/mohan2020/"
+MODELS = "data/models/{profile}/mohan2020"
 
-    report.build(prm)
-
-
-STAGES = {
-    "models": stage_models,
-    "generalization": stage_generalization,
-    "linear": stage_linear,
-    "jacobian": stage_jacobian,
-    "fig2": stage_fig2,
-    "report": stage_report,
-}
+STAGES = [
+    Stage("mohan2020_generalization", PAPER, None, outs=(RESULTS + "generalization.csv",), inputs=(MODELS,),
+          per_image=PerImage(generalization_rows, plan_generalization, RESULTS + "generalization.csv"),
+          about="output PSNR/SSIM vs input noise level: every model, every test image, every sigma"),
+    Stage("mohan2020_linear", PAPER, stage_linear, inputs=(MODELS,),
+          outs=tuple(RESULTS + f for f in ("decomposition.csv", "homogeneity.csv", "affine.csv")),
+          about="first-order decomposition f(y) = A_y y + b_y vs sigma; homogeneity f(ay) = a f(y)"),
+    Stage("mohan2020_jacobian", PAPER, stage_jacobian, inputs=(MODELS,),
+          outs=(RESULTS + "jacobian.csv", RESULTS + "jacobian_arrays.npz"),
+          about="Jacobian A_y by autograd on a crop, its SVD and effective dimensionality vs sigma"),
+    Stage("mohan2020_fig2", PAPER, stage_fig2, inputs=(MODELS,), outs=(RESULTS + "fig2.pt",),
+          about="Fig. 2: one image at sigma 90 through DnCNN and BF-DnCNN trained on [0, 10]"),
+]

@@ -1,9 +1,7 @@
 """Xie, Yuan, Dong, Li 2023: unsupervised denoising by solving s(y) = f(x, y) with a learned score s.
 
 Stages (xie2023_* in dvc.yaml), writing under results/<profile>/xie2023/:
-  train        the score network (AR-DAE) and the baselines (supervised, Noisier2Noise, Neighbor2Neighbor) on the same
-               U-Net, one per (noise model, method); checkpoints cached by their training parameters only, so changing a
-               solver setting or a noise parameter used at inference retrains nothing (the paper's point) -> training.csv
+  train        (replicate/experiments/xie2023_train.py) the score network and the baselines -> training.csv
   denoise      every test image x noise model x method: PSNR (paper convention and peak 255), SSIM, the residual of the
                solved equation, and Ours vs Noise2Score on the exponential-family models -> denoise.csv
   robustness   Fig. 2: PSNR of Ours when every noise parameter k is replaced by (1 + a) k, a ~ N(0, r^2), with the SAME
@@ -11,51 +9,51 @@ Stages (xie2023_* in dvc.yaml), writing under results/<profile>/xie2023/:
   fig3         the qualitative grid's images (one test image, every Fig. 3 model in the grid, every method) -> fig3.pt
   report       Tables 1-4, Figs. 2-3, claims (replicate/report/xie2023.py)
 
-Scales: images are [0, 1] in the project, the noise models and solvers work on 0-255 (paper), the network sees
-y / 127.5 - 1 (official code).
+Scales: images are [0, 1] in the project, the noise models and solvers work on 0-255 (paper); the networks see
+y / 127.5 - 1 or, for the score network of the multiplicative models No.5-16, y / 255, as the official code
+(xie2023_train.net_input, params `score_input`), and the score comes back to 0-255 as s_u du/dy.
+
+Test-time sigma_e (params `test_sigma_e`): for the models whose score network was trained with the extra Gaussian
+sigma_e = 5 (No.5-10, xie2023_train.sigma_e_for) the official code also adds a fresh N(0, sigma_e^2) draw to the noisy
+image before evaluating the network at test time and then removes it with z = y + sigma_e^2 s(y) before the model's
+solver (models/{gamma,poisson,rayleigh}[_conv]_score_func.py: test_data_process / test_model). `code` (default) does
+the same, the draw seeded per (test image, noise model) from replicate.seeding (`item_key`), so every method-independent
+use of that image's score (denoise, robustness, the training precondition) sees the same input; `none` evaluates the
+network on y itself (the project's earlier behaviour; Algorithm 5 still removes sigma_e).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from replicate.progress import bar as progress_bar
 
 from replicate import data as D
 from replicate import runtime, seeding
-from replicate.io import save_torch, write_csv
-from replicate.noise.xie2023 import NoiseModel, table1_model
+from replicate.experiments.xie2023_train import (METHODS, NB2NB_NOT_REPORTED, PAPER, TRAINING,  # noqa: F401
+                                                 additive_noise, checkpoint_path, load_nets, make_net, net_input,
+                                                 noise_model, runs, sigma_e_for, training_images)
+from replicate.io import save_torch
+from replicate.noise.xie2023 import NoiseModel
+from replicate.pipeline.stage import PerImage, Stage
 from replicate.solvers import score_denoise as S
 
-PAPER = "xie2023"
-METHODS = ("SL", "Nr2N", "Nb2Nb", "Ours")          # the paper's columns, in its order
-TRAINING = {"SL": "supervised", "Nr2N": "noisier2noise", "Nb2Nb": "neighbor2neighbor", "Ours": "ardae"}
-# Tables 2-4: which models each table holds, and Nb2Nb cells the paper leaves '-' (Table 3, models with A: "it can be
-# regarded as the one without A through A^-1 y. Thus we do not provide the metrics")
+# Tables 2-4: which models each table holds
 TABLE_OF = {**{n: "Table 2" for n in range(1, 5)}, **{n: "Table 3" for n in range(5, 11)},
             **{n: "Table 4" for n in range(11, 17)}}
-NB2NB_NOT_REPORTED = (6, 8, 10)
 
 
 # ----------------------------------------------------------------------------------------------- configuration
-def noise_model(prm: dict, no: int, **overrides) -> NoiseModel:
-    return table1_model(no, {**prm["noise"], **overrides}, kernel=prm["kernel"], conv_eps=prm["conv_eps"],
-                        poisson_score=prm["poisson_score"])
-
-
 def grid(prm: dict) -> dict:
-    """What runs here: the full grid, or the stated CPU subset of the paper profile (no GPU)."""
-    g = {"models": list(prm["models"]), "methods": list(prm["methods"]), "test_sets": list(prm["test_sets"])}
-    if prm["profile"] == "paper" and runtime.device(prm).type != "cuda" and prm.get("cpu_subset"):
-        g.update(prm["cpu_subset"])
-        g["subset"] = "cpu_subset"
-    else:
-        g["subset"] = "full"
-    return g
+    """What runs here (params.load has already applied the paper profile's CPU subset)."""
+    return {"models": list(prm["models"]), "methods": list(prm["methods"]), "test_sets": list(prm["test_sets"]),
+            "subset": prm["subset"]}
+
+
+def test_sets(prm: dict, names=None) -> dict[str, list[D.Image]]:
+    return {n: D.load_set(spec) for n, spec in prm["test_sets"].items() if names is None or n in names}
 
 
 def applicable(model: NoiseModel) -> dict[str, str]:
@@ -103,203 +101,48 @@ def _without_a(model: NoiseModel) -> NoiseModel:
     return replace(model, correlated=False)
 
 
-def additive_noise(model: NoiseModel):
-    """Noisier2Noise's extra noise m: a fresh draw of the model's additive noise. For the signal-dependent No.3/4 the
-    clean image is unknown, so Sigma(x) is evaluated at the noisy y (our choice; the paper does not say)."""
-    if model.family not in ("gauss", "gauss_sd") or model.mixture:
-        raise ValueError(f"Noisier2Noise needs additive noise; {model.name} is not additive")
-
-    def draw(y255: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        plug = y255.clamp(0, 255) if model.family == "gauss_sd" else torch.zeros_like(y255)
-        return model.sample(plug, gen) - plug
-    return draw
-
-
-def runs(prm: dict) -> list[tuple[int, str]]:
-    """(noise model No., method) pairs trained here: every grid cell the paper reports and the code can run."""
-    g = grid(prm)
-    out = []
-    for no in g["models"]:
-        app = applicable(noise_model(prm, no))
-        for m in g["methods"]:
-            if app.get(m, "×") == "×" or (m == "Nb2Nb" and no in NB2NB_NOT_REPORTED):
-                continue
-            out.append((no, m))
-    return out
-
-
-def sigma_e_for(prm: dict, model: NoiseModel) -> float:
-    """App. B: a Gaussian sigma_e = 5 is added to the score network's training images of No.5-10 only."""
-    return float(prm["noise"]["sigma_e"]) if (model.family in ("gamma", "poisson", "rayleigh")
-                                              and not model.mixture) else 0.0
-
-
-# ----------------------------------------------------------------------------------------------- data
-def training_images(prm: dict) -> tuple[list[torch.Tensor], list[str]]:
-    """Clean training images, (3, H, W) uint8, and notes on what was not available. `paper`: DIV2K's 800 training
-    images (zip from the registry) + CBSD432; `mini` / `smoke`: embedded dead leaves and photographs."""
-    td, notes = prm["train_data"], []
-    images: list[torch.Tensor] = []
-    for src in td["sources"]:
-        if src == "embedded":
-            images += [D.to_uint8(x) for x in D.dead_leaves(td.get("dead_leaves", 8), td.get("leaves_size", 96), 3,
-                                                           seed=prm["seed"])]
-            crop = td.get("photo_crop")
-            images += [D.to_uint8(im.pixels) for im in D.skimage_set(D.SKIMAGE_COLOR_TRAIN, gray=False, crop=crop)]
-        elif src == "div2k":
-            from replicate.assets.registry import AssetUnavailable, fetch
-
-            try:  # the training zip only (the set also holds the validation zip, which is not used)
-                images += D.zip_images_uint8(fetch("datasets/div2k/DIV2K_train_HR.zip"), limit=td.get("limit"))
-            except AssetUnavailable as err:
-                notes.append(f"DIV2K not available here: {err.missing[0].reason} ({err.missing[0].asset.url})")
-        elif src in D.MIRROR_SETS:
-            images += [D.to_uint8(im.pixels) for im in D.mirror_set(src, gray=False, limit=td.get("limit"))]
-        else:
-            raise KeyError(f"unknown training source {src!r} (embedded, div2k, or one of {list(D.MIRROR_SETS)})")
-    if not images:
-        raise ValueError("no training images: check xie2023.train_data.sources")
-    return images, notes
-
-
-def training_pairs(prm: dict, model: NoiseModel, clean: list[torch.Tensor], extra_sigma: float):
-    """The training set with its fixed noisy images (Sec. 4) for one noise model, drawn tile by tile on demand."""
-    from replicate.training_score import FixedNoisyImages
-
-    return FixedNoisyImages(clean, model, key=(prm["seed"], PAPER, "train-noise", model.no),
-                            extra_sigma=extra_sigma, tile=prm["train_data"].get("noise_tile", 64))
-
-
-def test_sets(prm: dict, names=None) -> dict[str, list[D.Image]]:
-    return {n: D.load_set(spec) for n, spec in prm["test_sets"].items() if names is None or n in names}
-
-
-# ----------------------------------------------------------------------------------------------- networks
-def make_net(prm: dict, method: str):
-    """The U-Net of every method (App. B: the same network for all); the image-to-image baselines (SL, Nr2N, Nb2Nb)
-    predict their output directly, or u + net(u) with ``baseline_output: residual`` (see ResidualOutput)."""
-    from replicate.denoisers.xie_unet import ResidualOutput, XieUNet
-
-    a = prm["arch"]
-    net = XieUNet(3, width=a["width"], num_res_blocks=a["num_res_blocks"], channel_mult=tuple(a["channel_mult"]),
-                  dropout=a.get("dropout", 0.0))
-    return ResidualOutput(net) if method != "Ours" and baseline_output(prm) == "residual" else net
-
-
-def baseline_output(prm: dict) -> str:
-    out = prm.get("baseline_output", "direct")
-    if out not in ("direct", "residual"):
-        raise ValueError(f"xie2023.baseline_output must be 'direct' or 'residual', got {out!r}")
-    return out
-
-
-def train_fingerprint(prm: dict, no: int, method: str) -> dict:
-    """Everything training depends on, and nothing it does not (solver options, Fig. 2 rates, test sets...)."""
-    model = noise_model(prm, no)
-    return {"paper": PAPER, "no": no, "method": method, "noise": model.relevant_params(),
-            "correlated": model.correlated, "kernel": prm["kernel"] if model.correlated else None,
-            "sigma_e": sigma_e_for(prm, model) if method == "Ours" else 0.0, "arch": prm["arch"],
-            "train": prm["train"], "train_data": prm["train_data"], "seed": prm["seed"],
-            "output": "score" if method == "Ours" else baseline_output(prm)}
-
-
-def checkpoint_path(prm: dict, no: int, method: str):
-    key = hashlib.sha256(json.dumps(train_fingerprint(prm, no, method), sort_keys=True).encode()).hexdigest()[:12]
-    return runtime.models_dir(prm, PAPER) / f"{TRAINING[method]}_no{no:02d}_{key}.pt"
-
-
-def train_config(prm: dict, no: int, method: str):
-    from replicate.training_score import ScoreTrainConfig
-
-    t = prm["train"]
-    return ScoreTrainConfig(method=TRAINING[method], steps=t["steps"], batch=t["batch"], micro_batch=t["micro_batch"],
-                            crop=t["crop"], lr=t["lr"], lr_milestones=tuple(t["lr_milestones"]),
-                            lr_gamma=t["lr_gamma"], weight_decay=t["weight_decay"],
-                            sigma_a_start=t["sigma_a_start"], sigma_a_end=t["sigma_a_end"],
-                            sigma_a_every=t["sigma_a_every"], sigma_a_hold=t["sigma_a_hold"],
-                            nb2nb_gamma=t["nb2nb_gamma"], checkpoint_every=t["checkpoint_every"],
-                            seed=seeding.derive_seed(prm["seed"], PAPER, "train", no, method),
-                            extra={"model": f"No.{no}"})
-
-
-def stage_train(prm: dict) -> None:
-    from replicate.training_score import train
-
-    clean, notes = training_images(prm)
-    dev = runtime.device(prm)
-    rows = []
-    for no, method in tqdm(runs(prm), desc="xie2023 training runs"):
-        model = noise_model(prm, no)
-        ckpt = checkpoint_path(prm, no, method)
-        cached = ckpt.exists() and torch.load(ckpt, map_location="cpu", weights_only=False).get("complete", False)
-        pairs = training_pairs(prm, model, clean, sigma_e_for(prm, model) if method == "Ours" else 0.0)
-        torch.manual_seed(seeding.derive_seed(prm["seed"], PAPER, "init", no, method))
-        net = make_net(prm, method)
-        cfg = train_config(prm, no, method)
-        log = train(net, pairs, cfg, ckpt, fresh_noise=additive_noise(model) if method == "Nr2N" else None,
-                    device=dev, fingerprint=train_fingerprint(prm, no, method))
-        k = max(1, len(log["loss"]) // 10)
-        rows.append({"no": no, "method": method, "checkpoint": ckpt.name, "cached": cached, "steps": len(log["loss"]),
-                     "loss_first": float(np.mean(log["loss"][:k])), "loss_last": float(np.mean(log["loss"][-k:])),
-                     "seconds": round(log["seconds"], 2), "train_images": len(clean),
-                     "parameters": sum(p.numel() for p in net.parameters()), "notes": "; ".join(notes)})
-    write_csv(runtime.results_dir(prm, PAPER) / "training.csv", pd.DataFrame(rows))
-    write_csv(runtime.results_dir(prm, PAPER) / "training_cost.csv", pd.DataFrame([paper_training_cost(prm)]))
-
-
-def paper_training_cost(prm: dict, reps: int = 2) -> dict:
-    """The paper profile's training bill, from a measurement here: seconds of one forward + backward of the paper's
-    U-Net (its `arch`) on one crop of ``cost_measure_crop`` px on this machine, scaled by pixels to the paper's crop
-    (convolutions cost in proportion to pixels), times the crops of the full grid (runs x steps x batch; Nb2Nb
-    counts twice, its loss runs the net on y and on the sub-image), in CPU-hours and in GPU-hours at the report's
-    ASSUMED CPU->GPU factor (report/costs.py)."""
-    from replicate import params as P
-    from replicate.report.costs import CPU_TO_GPU
-
-    paper = P.load(PAPER, profile="paper")
-    full = {**paper, "cpu_subset": None}                    # no CPU subset: grid() gives the whole grid
-    t = paper["train"]
-    torch.manual_seed(0)
-    net = make_net(paper, "SL")
-    side = int(prm.get("cost_measure_crop", t["crop"]))
-    u = torch.randn(1, 3, side, side)
-    seconds = []
-    for _ in range(reps + 1):                               # the first pass warms up
-        t0 = time.perf_counter()
-        net(u).square().mean().backward()
-        seconds.append(time.perf_counter() - t0)
-    per_crop = float(np.median(seconds[1:])) * (t["crop"] / side) ** 2
-    grid_runs = runs(full)
-    crops = sum((2 if m == "Nb2Nb" else 1) * t["steps"] * t["batch"] for _, m in grid_runs)
-    cpu_hours = per_crop * crops / 3600
-    return {"runs": len(grid_runs), "steps": t["steps"], "batch": t["batch"], "crop": t["crop"], "measured_crop": side,
-            "parameters": sum(p.numel() for p in net.parameters()), "seconds_per_crop_cpu": per_crop,
-            "threads": torch.get_num_threads(), "cpu_hours": cpu_hours, "cpu_to_gpu_assumed": CPU_TO_GPU,
-            "gpu_hours_projected": cpu_hours / CPU_TO_GPU}
-
-
-def load_nets(prm: dict) -> dict[tuple[int, str], torch.nn.Module]:
-    nets = {}
-    for no, method in runs(prm):
-        ckpt = checkpoint_path(prm, no, method)
-        if not ckpt.exists():
-            raise FileNotFoundError(f"{ckpt} is missing: run the train stage first (python -m replicate xie2023 train)")
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if not state.get("complete"):
-            raise FileNotFoundError(f"{ckpt} is an unfinished training run: rerun the train stage to resume it")
-        net = make_net(prm, method)
-        net.load_state_dict(state["model"])
-        nets[(no, method)] = net.eval().to(runtime.device(prm))
-    return nets
-
-
 # ----------------------------------------------------------------------------------------------- inference
 @torch.no_grad()
-def net_score(net, y255: torch.Tensor) -> torch.Tensor:
-    """s(y) on the 0-255 scale from a network trained on u = y / 127.5 - 1: s_255 = s_u / 127.5."""
-    from replicate.training_score import SCALE, to_net
+def net_score(net, y255: torch.Tensor, scale: str = "signed") -> torch.Tensor:
+    """s(y) on the 0-255 scale from a score network trained on u = to_net(y, scale): s_255 = s_u du/dy
+    (du/dy = 1/127.5 for "signed", 1/255 for "unit")."""
+    from replicate.training_score import score_to_255, to_net
 
-    return _apply(net, to_net(y255)) / SCALE
+    return score_to_255(_apply(net, to_net(y255, scale)), scale)
+
+
+def sigma_e_at_test(prm: dict, model: NoiseModel) -> float:
+    """Std of the fresh Gaussian added to y before the score network at test time (module doc): the training-time
+    sigma_e of `model` with ``test_sigma_e: code``, 0 with ``none``."""
+    mode = prm.get("test_sigma_e", "code")
+    if mode not in ("code", "none"):
+        raise ValueError(f"xie2023.test_sigma_e must be 'code' or 'none', got {mode!r}")
+    return sigma_e_for(prm, model) if mode == "code" else 0.0
+
+
+def item_key(set_name: str, idx: int, no: int) -> tuple:
+    """What the test-time sigma_e draw of one (test image, noise model) is seeded by."""
+    return (set_name, int(idx), int(no))
+
+
+def score_at(prm: dict, net, model: NoiseModel, y255: torch.Tensor, key: tuple | None) -> tuple:
+    """(y_in, s): the image the score network is evaluated on (y, plus the seeded test-time sigma_e draw where
+    `test_sigma_e` says so) and its score on the 0-255 scale. Algorithm 5 then solves from z = y_in + sigma_e^2 s."""
+    se = sigma_e_at_test(prm, model)
+    y_in = y255.double()
+    if se > 0:
+        if key is None:
+            raise ValueError("the test-time sigma_e draw needs the (set, image, model) key it is seeded by")
+        gen = seeding.generator(prm["seed"], PAPER, "test-sigma-e", *key)
+        y_in = y_in + se * torch.randn(y255.shape, generator=gen, dtype=torch.float64)
+    return y_in, net_score(net, y_in, net_input(prm, model, "Ours"))
+
+
+def solve_ours(prm: dict, model: NoiseModel, y_in: torch.Tensor, s: torch.Tensor,
+               solver_options: dict | None = None) -> torch.Tensor:
+    """Algorithm 1 step 2 on the network's input y_in and score s (0-255)."""
+    return S.solve(model, y_in, s, iters=prm["solver"]["iters"], sigma_e=sigma_e_for(prm, model),
+                   options=solver_options or prm["solver"])
 
 
 def _apply(net, u: torch.Tensor) -> torch.Tensor:
@@ -310,22 +153,22 @@ def _apply(net, u: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def run_method(prm: dict, method: str, net, model: NoiseModel, y255: torch.Tensor, gen: torch.Generator,
-               solver_options: dict | None = None, score: torch.Tensor | None = None) -> torch.Tensor:
-    """x_hat (0-255) of one method for noisy y255 (N, C, H, W)."""
+               solver_options: dict | None = None, key: tuple | None = None) -> torch.Tensor:
+    """x_hat (0-255) of one method for noisy y255 (N, C, H, W). key: item_key(set, image, model), which seeds the
+    score network's test-time sigma_e draw (needed by Ours on No.5-10 with ``test_sigma_e: code``)."""
     from replicate.training_score import from_net, to_net
 
     if method == "Ours":
-        s = net_score(net, y255) if score is None else score
-        return S.solve(model, y255.double(), s, iters=prm["solver"]["iters"], sigma_e=sigma_e_for(prm, model),
-                       options=solver_options or prm["solver"])
+        return solve_ours(prm, model, *score_at(prm, net, model, y255, key), solver_options)
+    scale = net_input(prm, model, method)
     if method in ("SL", "Nb2Nb"):
-        return from_net(_apply(net, to_net(y255)))
+        return from_net(_apply(net, to_net(y255, scale)), scale)
     # Noisier2Noise, alpha: x = ((1 + a^2) E[y | z] - z) / a^2, averaged over `average` draws of z (App. B)
     a, k = prm["nr2n"]["alpha"], prm["nr2n"]["average"]
     draw, acc = additive_noise(model), torch.zeros_like(y255, dtype=torch.float64)
     for _ in range(k):
         z = y255 + a * draw(y255, gen)
-        acc += ((1 + a * a) * from_net(_apply(net, to_net(z))) - z) / (a * a)
+        acc += ((1 + a * a) * from_net(_apply(net, to_net(z, scale)), scale) - z) / (a * a)
     return acc / k
 
 
@@ -365,18 +208,18 @@ def denoise_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             gen = seeding.generator(prm["seed"], PAPER, "method-noise", set_name, idx, no, method)
             extra = {}
             if method == "Ours":
-                s = net_score(net, y)
-                xhat = run_method(prm, method, net, model, y, gen, score=s)
-                extra["eq_residual"] = float(S.equation_residual(model, xhat, y.double(), s,
+                y_in, s = score_at(prm, net, model, y, item_key(set_name, idx, no))
+                xhat = solve_ours(prm, model, y_in, s)
+                extra["eq_residual"] = float(S.equation_residual(model, xhat, y_in, s,
                                                                  sigma_e=sigma_e_for(prm, model))[0])
                 if model.exponential_family and not (model.correlated and model.family != "gauss"):
                     # the paper's Sec. 3.2: our closed forms = Tweedie/Noise2Score on the same score (sigma_e = 0)
-                    ours0 = S.solve(model, y.double(), s, iters=prm["solver"]["iters"])
-                    extra["n2s_max_abs_diff"] = float((S.noise2score(model, y.double(), s) - ours0).abs().max())
+                    ours0 = S.solve(model, y_in, s, iters=prm["solver"]["iters"])
+                    extra["n2s_max_abs_diff"] = float((S.noise2score(model, y_in, s) - ours0).abs().max())
                 if model.family == "gauss_sd" and not model.correlated:
-                    root = S.quadratic_sd(model, y.double(), s)
+                    root = S.quadratic_sd(model, y_in, s)
                     rows.append({**base, "method": "Ours (exact root)", **_metrics(root, x01),
-                                 "eq_residual": float(S.equation_residual(model, root, y.double(), s)[0]),
+                                 "eq_residual": float(S.equation_residual(model, root, y_in, s)[0]),
                                  "seconds": time.perf_counter() - start})
             else:
                 xhat = run_method(prm, method, net, model, y, gen)
@@ -400,35 +243,30 @@ def robustness_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             continue
         model = noise_model(prm, no)
         y = noisy_for(prm, model, set_name, idx, x255)
-        s = net_score(nets[(no, "Ours")], y)
+        y_in, s = score_at(prm, nets[(no, "Ours")], model, y, item_key(set_name, idx, no))
         keys = list(model.relevant_params()) if rob.get("perturb", "all") == "all" else list(rob["perturb"])
         for r in rob["rates"]:
             for rep in range(rob["repeats"] if r > 0 else 1):
                 gen = seeding.generator(prm["seed"], PAPER, "perturb", set_name, idx, no, float(r), rep)
                 factors = {k: 1.0 + float(r) * float(torch.randn((), generator=gen, dtype=torch.float64)) for k in keys}
                 pert = model.with_params(**{k: model.params[k] * f for k, f in factors.items()})
-                xhat = S.solve(pert, y.double(), s, iters=prm["solver"]["iters"], sigma_e=sigma_e_for(prm, pert),
-                               options=prm["solver"])
+                xhat = solve_ours(prm, pert, y_in, s)
                 rows.append({"set": set_name, "image_index": idx, "image": im.name, "no": no, "model": model.name,
                              "rate": float(r), "repeat": rep, "seed": prm["seed"], "solver": "network score",
                              **{f"factor_{k}": f for k, f in factors.items()}, **_metrics(xhat, x01)})
     return rows
 
 
-def _per_image_stage(prm: dict, fn, name: str, set_names=None) -> None:
-    from replicate.scaleout import run_per_image
-
-    names = set_names or grid(prm)["test_sets"]
-    items = [(s, i) for s, images in test_sets(prm, names).items() for i in range(len(images))]
-    run_per_image(fn, prm, items, runtime.results_dir(prm, PAPER) / f"{name}.csv")
+def _items(prm: dict, names) -> list[tuple]:
+    return [(s, i) for s, images in test_sets(prm, names).items() for i in range(len(images))]
 
 
-def stage_denoise(prm: dict) -> None:
-    _per_image_stage(prm, denoise_rows, "denoise")
+def plan_denoise(prm: dict) -> tuple[dict, list[tuple]]:
+    return prm, _items(prm, grid(prm)["test_sets"])
 
 
-def stage_robustness(prm: dict) -> None:
-    _per_image_stage(prm, robustness_rows, "robustness", prm["robustness"].get("test_sets"))
+def plan_robustness(prm: dict) -> tuple[dict, list[tuple]]:
+    return prm, _items(prm, prm["robustness"].get("test_sets") or grid(prm)["test_sets"])
 
 
 @torch.no_grad()
@@ -450,7 +288,7 @@ def stage_fig3(prm: dict) -> None:
         for method in METHODS:
             if (no, method) in nets:
                 gen = seeding.generator(prm["seed"], PAPER, "fig3-method", no, method)
-                xhat = run_method(prm, method, nets[(no, method)], model, y, gen)
+                xhat = run_method(prm, method, nets[(no, method)], model, y, gen, key=("fig3", 0, no))
                 row["outputs"][method] = (xhat / 255).float().clamp(0, 1)[0]
                 row["psnr"][method] = _metrics(xhat, x01)["psnr"]
         panels.append(row)
@@ -458,16 +296,26 @@ def stage_fig3(prm: dict) -> None:
                                                              "rows": panels})
 
 
-def stage_report(prm: dict) -> None:
-    from replicate.report import xie2023 as report
+RESULTS = "results/{profile}/xie2023/"
+MODELS = ("data/models/{profile}/xie2023",)
 
-    report.build(prm)
+def stage_applicability(prm: dict) -> None:
+    """Table 1 as this code sees it: for each of the 16 noise models, which method the code can run (applicable())."""
+    from replicate.io import write_csv
+
+    rows = [{"no": no, "model": noise_model(prm, no).name, **applicable(noise_model(prm, no))} for no in range(1, 17)]
+    write_csv(runtime.results_dir(prm, PAPER) / "applicability.csv", pd.DataFrame(rows))
 
 
-STAGES = {
-    "train": stage_train,
-    "denoise": stage_denoise,
-    "robustness": stage_robustness,
-    "fig3": stage_fig3,
-    "report": stage_report,
-}
+STAGES = [
+    Stage("xie2023_applicability", PAPER, stage_applicability, outs=(RESULTS + "applicability.csv",),
+          about="Table 1: which method the code can run on each of the 16 noise models"),
+    Stage("xie2023_denoise", PAPER, None, outs=(RESULTS + "denoise.csv",), inputs=MODELS,
+          per_image=PerImage(denoise_rows, plan_denoise, RESULTS + "denoise.csv"),
+          about="every test image x noise model x method: PSNR, SSIM, the solved equation's residual"),
+    Stage("xie2023_robustness", PAPER, None, outs=(RESULTS + "robustness.csv",), inputs=MODELS,
+          per_image=PerImage(robustness_rows, plan_robustness, RESULTS + "robustness.csv"),
+          about="Fig. 2: Ours with every noise parameter perturbed, same trained score network"),
+    Stage("xie2023_fig3", PAPER, stage_fig3, outs=(RESULTS + "fig3.pt",), inputs=MODELS,
+          about="Fig. 3: one test image, every noise model of the figure, every method"),
+]

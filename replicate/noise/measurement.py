@@ -17,8 +17,17 @@ Pieces DPS needs, per image (shape (N,)):
   ``log_likelihood(y, Ax)``  log p(y | A(x)) up to an additive constant independent of x.
   ``grad(y, operator, x)``   d fidelity / dx by autograd (sum over the batch; images are independent).
 
-Poisson data terms (App. C.4 of the paper; k = 255 rate y and lam = 255 rate A(x) are photon counts):
-  "poisson_shot"      (the paper's choice, eqs. 19-20): the shot-noise Gaussian approximation with the variance
+Poisson data terms. The default is the released code's, which is not one of the text's:
+  "poisson_code"      (guided_diffusion/condition_methods.py, ConditioningMethod.grad_and_value, Poisson branch):
+                      mean_j( ||y - A(x)||_2 / |y_j| ) = ||r|| * mean_j(1 / |y_j|), on the code's [-1, 1] scale:
+                      r = 2 (y - A(x)) and y_j -> 2 y_j - 1 (the code's Poisson measurement is rescaled to [-1, 1];
+                      for operators with A(1) = 1, e.g. SR and blur, this is exactly the code's A(x0_hat) residual).
+                      One factor from the measurement scales the plain residual norm, so DPS steps along the
+                      Gaussian direction with a data-dependent step; |y_j| is floored at half a photon on that scale,
+                      1 / (255 rate) (never binding at rate 1, where |2 k / 255 - 1| >= 1 / 255). Not a likelihood:
+                      ``log_likelihood`` refuses it; ``fidelity`` = ``dps_norm`` = this term.
+The text's data terms (App. C.4 of the paper; k = 255 rate y and lam = 255 rate A(x) are photon counts):
+  "poisson_shot"      (the text's choice, eqs. 19-20): the shot-noise Gaussian approximation with the variance
                       estimated by the measurement, sum_j (k_j - lam_j)^2 / (2 k_j) -- a least squares weighted by
                       Lambda = diag(1 / (2 y)). Zero counts would get infinite weight: k_j is floored at
                       ``min_count`` (1 photon) in the weight.
@@ -132,14 +141,15 @@ class GaussianNoise(NoiseModel):
         return f"GaussianNoise(sigma={self.sigma}, scale={self.scale!r})"
 
 
-POISSON_LIKELIHOODS = ("poisson_shot", "poisson_ls", "poisson_gaussian", "poisson_direct")
+POISSON_LIKELIHOODS = ("poisson_code", "poisson_shot", "poisson_ls", "poisson_gaussian", "poisson_direct")
 
 
 @register_noise("poisson")
 class PoissonNoise(NoiseModel):
-    """Poisson (shot) noise with 255 * rate photons per unit intensity, as simulated by DPS."""
+    """Poisson (shot) noise with 255 * rate photons per unit intensity, as simulated by DPS; ``likelihood`` picks the
+    DPS data term (module doc): "poisson_code" (the released code's, default) or one of the text's."""
 
-    def __init__(self, rate: float = 1.0, likelihood: str = "poisson_shot", min_count: float = 1.0,
+    def __init__(self, rate: float = 1.0, likelihood: str = "poisson_code", min_count: float = 1.0,
                  min_rate: float = 1e-3):
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
@@ -165,7 +175,15 @@ class PoissonNoise(NoiseModel):
         c = self.counts_per_unit
         return y * c, Ax * c
 
+    def _code_term(self, y, Ax):
+        """The released code's data term, per image: ||r_pm1|| * mean_j(1 / |y_pm1_j|) (module doc)."""
+        r = 2.0 * (y - Ax)
+        y_abs = (2.0 * y - 1.0).abs().clamp(min=1.0 / self.counts_per_unit)
+        return _per_image(r**2).sqrt() * (1.0 / y_abs).reshape(y.shape[0], -1).mean(1)
+
     def fidelity(self, y, Ax):
+        if self.likelihood == "poisson_code":
+            return self._code_term(y, Ax)
         k, lam = self._counts(y, Ax)
         if self.likelihood == "poisson_shot":
             return _per_image((k - lam) ** 2 / (2.0 * k.clamp(min=self.min_count)))
@@ -179,6 +197,8 @@ class PoissonNoise(NoiseModel):
     def dps_norm(self, y, Ax):
         """sqrt of the data term, shifted to be >= 0 and zero at A(x) = y: Alg. 2's weighted norm ||y - A x||_Lambda
         (in photon-count units) for "poisson_shot"; the analogous square roots for the other variants."""
+        if self.likelihood == "poisson_code":
+            return self._code_term(y, Ax)
         k, lam = self._counts(y, Ax)
         if self.likelihood in ("poisson_shot", "poisson_ls"):
             f = self.fidelity(y, Ax)
@@ -193,7 +213,11 @@ class PoissonNoise(NoiseModel):
         return f.clamp(min=1e-12).sqrt()
 
     def log_likelihood(self, y, Ax):
-        """log p(y | A x) under the selected data term (the exact Poisson one, without log k!, for 'direct')."""
+        """log p(y | A x) under the selected data term (the exact Poisson one, without log k!, for 'direct'); the
+        released code's term ("poisson_code") is a scaled norm, not a likelihood."""
+        if self.likelihood == "poisson_code":
+            raise ValueError("the 'poisson_code' data term (the released DPS code's) is not a likelihood; choose one "
+                             "of the text's (poisson_shot, poisson_ls, poisson_gaussian, poisson_direct)")
         return -self.fidelity(y, Ax)
 
     def __repr__(self):

@@ -6,7 +6,7 @@ parameters of noise models are built on it"): x and y are float tensors (N, C, H
     No.  family     A    + N(0, mix_sigma^2 I)
     1    gauss      -        y = x + sigma n
     2    gauss      A        y = x + sigma A n                    (Sigma = sigma^2 A^T A; A is symmetric here)
-    3    gauss_sd   -        y = x + diag(a x + b) n
+    3    gauss_sd   -        y = x + diag(a x + b) n              (a = 25/255 as the official code; printed: 0.98)
     4    gauss_sd   A        y = x + A^T diag(a x + b) n          (Sigma = A^T diag(a x + b)^2 A)
     5/6  gamma      -/A      z = eta * x, eta ~ G(alpha, alpha);   y = A z   (Eq. 17: y = A N(x))
     7/8  poisson    -/A      z = eta / lambda, eta ~ P(lambda x);   y = A z
@@ -33,8 +33,14 @@ import torch
 
 KERNEL_EQ30 = ((0.05, 0.1, 0.05), (0.1, 0.4, 0.1), (0.05, 0.1, 0.05))
 
-# the paper's parameters, 0-255 scale (Sec. 4 "Parameters of Noise Models", Tables 2-4, Appendix B)
-DEFAULT_PARAMS = {"sigma": 25.0, "a": 0.98, "b": 25.0, "alpha": 26.0, "lam": 0.2, "ray_sigma": 0.3,
+# the paper's parameters, 0-255 scale (Sec. 4 "Parameters of Noise Models", Tables 2-4, Appendix B), with the
+# official code's a for No.3/4: its playgrounds/gaussian_map/config.py draws std = 25 + (25/255) x (its own naming:
+# "a = 25, b = 25/255", utils_dsf/noise.py: image + (a + b * image) * n), i.e. the paper's a x + b with a = 25/255 =
+# 0.098 and b = 25. The paper prints a = 0.98 (std 123 at x = 100 instead of 35); it stays a parameter value
+# (params xie2023.noise.a; see replicate/report/deviations/xie2023_signal_dependent.yaml).
+A_CODE = 25.0 / 255.0
+A_PRINTED = 0.98
+DEFAULT_PARAMS = {"sigma": 25.0, "a": A_CODE, "b": 25.0, "alpha": 26.0, "lam": 0.2, "ray_sigma": 0.3,
                   "mix_sigma": 10.0, "sigma_e": 5.0}
 
 FAMILIES = ("gauss", "gauss_sd", "gamma", "poisson", "rayleigh")

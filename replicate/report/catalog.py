@@ -1,7 +1,7 @@
 """The catalogue of everything the final report must account for.
 
 `catalog.yaml` (next to this file) lists, per paper, every table, every figure and every
-quantitative claim of the papers (source: /work/shared/published/figures.md and experiments.md).
+quantitative claim of the papers (source: shared/published/figures.md and experiments.md).
 The report (tables/REPORT.md) gives each item a status; this module is the single source of
 that list.
 
@@ -25,7 +25,8 @@ import yaml
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 PACKAGE_PUBLISHED = Path(__file__).resolve().parent.parent / "published"
-SHARED_PUBLISHED = Path(os.environ.get("REPLICATE_SHARED_PUBLISHED", "/work/shared/published"))
+SHARED_PUBLISHED = Path(os.environ.get("REPLICATE_SHARED_PUBLISHED",
+                                       Path(__file__).resolve().parents[2].parent / "shared" / "published"))
 
 PAPER_IDS = ("kawar2021", "xie2023", "mohan2020", "kadkhodaie2021", "chung2023", "elad_lecture")
 ISSUES = {"mohan2020": 9, "kadkhodaie2021": 3, "kawar2021": 4, "chung2023": 5, "xie2023": 6,

@@ -15,11 +15,14 @@ import pandas as pd
 import torch
 
 from replicate import runtime
-from replicate.experiments.chung2023 import METHOD_NAMES, PAPER, effective, gpu_only_reasons
 from replicate.io import save_figure
-from replicate.report import stats
-from replicate.report.common import (NOT_AVAILABLE, NOT_RUN_AT_SCALE, PRODUCED, claim_record, markdown_table, rel,
-                                     style, write_markdown, write_summary)
+from replicate.report import verdicts as V
+from replicate.report.common import (NOT_AVAILABLE, NOT_RUN_AT_SCALE, PRODUCED, manifests, markdown_table, ran, rel,
+                                     style, universal_prior_precondition, write_markdown, write_summary)
+
+PAPER = "chung2023"
+METHOD_NAMES = {"dps": "DPS (ours)", "ddrm": "DDRM", "mcg": "MCG", "score_sde": "Score-SDE", "pnp_admm": "PnP-ADMM",
+                "admm_tv": "ADMM-TV", "er": "ER", "hio": "HIO", "oss": "OSS"}
 
 TASK_NAMES = {"sr4": "SR", "inpaint_box": "Inpaint (box)", "inpaint_random": "Inpaint (random)",
               "deblur_gauss": "Deblur (gauss)", "deblur_motion": "Deblur (motion)"}
@@ -64,25 +67,37 @@ def _mean_table(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return flat.reset_index(drop=True)
 
 
+def _asset_reason(prm: dict, needle: str) -> str:
+    """Why an asset the runs asked for was missing (from their manifests), or '' if it was there or never asked."""
+    return next((r.get("reason", "missing").splitlines()[0] for m in manifests(prm, PAPER).values()
+                 for name, r in m.get("assets", {}).items() if needle in name and not r.get("available")), "")
+
+
 def build(prm: dict) -> None:
-    prm = effective(prm)
     plt = style()
     res = runtime.results_dir(prm, PAPER)
     fig_dir, tab_dir = runtime.figures_dir(prm, PAPER), runtime.tables_dir(prm, PAPER)
     stages = ("linear", "phase_retrieval", "ablations", "benchmark", "nonuniform", "jensen_gap")
     lin, pr, abl, bench, nonu, jg = (_read(res, n) for n in stages)
-    missing = {**_unavailable(res), **gpu_only_reasons(prm)}
+    if "chung2023_linear" in manifests(prm, PAPER):
+        prm = {**prm, **ran(prm, PAPER, "chung2023_linear")}   # the parameters the runs used
+    missing = _unavailable(res)
     not_run = [n for n in stages if not (res / f"{n}.csv").exists()]
-    scale = "paper (CPU subset)" if prm["subset"] == "cpu_subset" else prm["profile"]
     items, claims, comparisons = {}, [], []
     sets_here = sorted(lin.set.unique()) if not lin.empty else []
+    prior_of = {s: prm["test_sets"].get(s, {}).get("prior", prm["prior"]) for s in sets_here}
+    scale = (f"{prm['profile']}{', CPU subset' if prm['subset'] == 'cpu_subset' else ''}: "
+             + (", ".join(f"{s} ({lin[lin.set == s].image_index.nunique()} images, prior {prior_of[s]})"
+                          for s in sets_here) or "no set ran") + f", NFE {prm['steps']['dps']}")
+    # the paper's own setting: its ADM checkpoints on FFHQ / ImageNet; any other prior or set is an analogue
+    paper_sets = {s for s, pr_ in prior_of.items() if pr_.startswith("adm_")}
+    setting = "paper" if sets_here and set(sets_here) <= paper_sets else "analogue"
+    pre = universal_prior_precondition(prm)
+    kw = {"setting": setting, "precondition": pre}
     metric, lower = _perceptual(lin) if not lin.empty else ("psnr", False)
-    from replicate.metrics import fid_available, lpips_available
-
-    lp_ok, lp_why = lpips_available(prm["lpips_net"])
-    fid_ok, fid_why = fid_available()
-    why_lpips = "" if lp_ok else f"LPIPS-{prm['lpips_net']} not available here ({lp_why.splitlines()[0]}); "
-    why_fid = f"FID not available here ({'Inception weights missing' if not fid_ok else 'needs ~1k images per cell'})"
+    lp_why, fid_why = _asset_reason(prm, "lpips"), _asset_reason(prm, "inception")
+    why_lpips = "" if not lp_why else f"LPIPS-{prm['lpips_net']} not available here ({lp_why}); "
+    why_fid = f"FID not available here ({'Inception weights missing' if fid_why else 'needs ~1k images per cell'})"
 
     # ------------------------------------------------------------------ Tables 1/2/6/7 (+ the same layout here)
     table_files = []
@@ -112,7 +127,7 @@ def build(prm: dict) -> None:
             items[item] = {"status": NOT_AVAILABLE, "files": [rel(f) for f in table_files],
                            "note": f"{ds}: {reason.splitlines()[0]}. The same layout with real numbers on this "
                                    f"machine's sets ({', '.join(sets_here) or 'none'}) is in the files."}
-    _compare_published(comparisons, gauss, sets_here, missing, scale)
+    _compare_published(comparisons, gauss, sets_here, missing, scale, paper_sets)
 
     # ------------------------------------------------------------------ claims on the linear tasks
     if not gauss.empty:
@@ -120,27 +135,24 @@ def build(prm: dict) -> None:
         per = ok.groupby(["task", "method", "image_index", "set"])[["psnr", "ssim", "lpips", "fit_clean", "fit_y"]]
         per = per.mean().reset_index()
         pv = per.pivot_table(index=["set", "task", "image_index"], columns="method", values=metric)
-        for base in [m for m in prm["methods"] if m != "dps" and m in pv.columns]:
-            d = pv[["dps", base]].dropna()
-            if len(d) < 2:
-                continue
-            a, b = (d[base], d["dps"]) if lower else (d["dps"], d[base])
-            r = stats.check_claim_greater(a.to_numpy(), b.to_numpy())
-            claims.append(claim_record(
-                f"dps-beats-{base}", f"DPS is better than {METHOD_NAMES[base]} on the noisy linear tasks "
-                                     f"({'LPIPS' if metric == 'lpips' else 'PSNR stand-in: LPIPS not available here'})",
-                r, extra=f"pooled over tasks {sorted(d.index.get_level_values('task').unique())} and images",
-                catalog=["Claim: DPS outperforms all methods on noisy linear problems"]))
-        # perception-distortion: DDRM beats DPS in PSNR on SR
         psnr = per.pivot_table(index=["set", "task", "image_index"], columns="method", values="psnr")
+        for base in [m for m in prm["methods"] if m != "dps" and m in pv.columns]:
+            # the paper claims it on every noisy linear task: one test per task (unit: image), all must hold
+            parts = [V.superiority(f"{t}", "", *((d[base], d["dps"]) if lower else (d["dps"], d[base])))
+                     for t, d in ((t, pv.xs(t, level="task")[["dps", base]].dropna())
+                                  for t in sorted(set(pv.index.get_level_values("task")))) if len(d)]
+            claims.append(V.all_of(
+                f"dps-beats-{base}", f"DPS is better than {METHOD_NAMES[base]} on every noisy linear task it runs "
+                                     f"({'LPIPS' if metric == 'lpips' else 'PSNR stand-in: LPIPS not available here'})",
+                parts, catalog=["Claim: DPS outperforms all methods on noisy linear problems"], **kw))
+        # perception-distortion: DPS underperforms DDRM in PSNR (Tables 6/7), on every task both run
         if {"dps", "ddrm"} <= set(psnr.columns):
-            d = psnr.xs("sr4", level="task")[["dps", "ddrm"]].dropna() if "sr4" in psnr.index.get_level_values(
-                "task") else pd.DataFrame()
-            if len(d) >= 2:
-                r = stats.check_claim_greater(d["ddrm"].to_numpy(), d["dps"].to_numpy())
-                claims.append(claim_record("ddrm-psnr-sr", "DPS underperforms DDRM in PSNR on SR (perception-"
-                                           "distortion trade-off)", r,
-                                           catalog=["Claim: DPS underperforms DDRM in PSNR"]))
+            parts = [V.superiority(f"{t}", "", d["ddrm"], d["dps"])
+                     for t, d in ((t, psnr.xs(t, level="task")[["dps", "ddrm"]].dropna())
+                                  for t in sorted(set(psnr.index.get_level_values("task")))) if len(d)]
+            claims.append(V.all_of("ddrm-psnr", "DPS underperforms DDRM in PSNR on every task both run (the "
+                                   "perception-distortion trade-off)", parts,
+                                   catalog=["Claim: DPS underperforms DDRM in PSNR"], **kw))
         # projections and measurement noise (Sec. 4, App. C.1, Fig. 7). Two effects, tested separately:
         #  * well-conditioned A (SR, inpainting): the projection fits the noisy y exactly, ||A x - y|| well below
         #    the noise level (fit_y < 1: it keeps the noise instead of removing it);
@@ -150,21 +162,22 @@ def build(prm: dict) -> None:
         well = [t for t in ("sr4", "inpaint_box", "inpaint_random") if t in tasks]
         ill = [t for t in ("deblur_gauss", "deblur_motion") if t in tasks]
         for proj in [m for m in ("score_sde", "mcg") if m in fy.columns]:
-            d = fy[fy.index.get_level_values("task").isin(well)][proj].dropna()
-            if len(d) >= 2:
-                claims.append(claim_record(
+            d = fy[fy.index.get_level_values("task").isin(well)][proj].dropna().rename("v").reset_index()
+            if len(d):
+                claims.append(V.below(
                     f"projection-overfits-noise-{proj}",
                     f"{METHOD_NAMES[proj]} fits the noisy measurement below the noise level on SR / inpainting "
-                    "(||A x - y|| / (sigma sqrt(m)) < 1)", stats.check_claim_below(d.to_numpy(), 1.0),
-                    extra=f"tasks {well}", catalog=["Fig. 7"]))
-            d = psnr[psnr.index.get_level_values("task").isin(ill)][["dps", proj]].dropna() \
-                if "dps" in psnr.columns and proj in psnr.columns else pd.DataFrame()
-            if len(d) >= 2:
-                claims.append(claim_record(
+                    f"(||A x - y|| / (sigma sqrt(m)) < 1; tasks {', '.join(well)} averaged per image)",
+                    V.per_unit(d, ["set", "image_index"], "v"), 1.0, catalog=["Fig. 7"], **kw))
+            if "dps" in psnr.columns and proj in psnr.columns:
+                parts = [V.superiority(t, "", d["dps"], d[proj])
+                         for t, d in ((t, psnr.xs(t, level="task")[["dps", proj]].dropna()) for t in ill
+                                      if t in set(psnr.index.get_level_values("task"))) if len(d)]
+                claims.append(V.all_of(
                     f"projection-amplifies-noise-{proj}",
                     f"{METHOD_NAMES[proj]} amplifies the measurement noise on deblurring (A^+ of an ill-conditioned "
-                    "blur): lower PSNR than DPS", stats.check_claim_greater(d["dps"].to_numpy(), d[proj].to_numpy()),
-                    extra=f"tasks {ill}; projection = {prm['projection']['mode']}", catalog=["Fig. 7"]))
+                    f"blur): lower PSNR than DPS on every deblurring task (projection {prm['projection']['mode']})",
+                    parts, catalog=["Fig. 7"], **kw))
 
     # ------------------------------------------------------------------ figures: grids
     ex_files = _grids(plt, res, fig_dir, prm)
@@ -204,13 +217,11 @@ def build(prm: dict) -> None:
         pvp = pr.pivot_table(index=["set", "image_index"], columns="method", values=pm)
         for base in [m for m in ("er", "hio", "oss") if m in pvp.columns and "dps" in pvp.columns]:
             d = pvp[["dps", base]].dropna()
-            if len(d) >= 2:
-                a, b = (d[base], d["dps"]) if pm == "lpips" else (d["dps"], d[base])
-                claims.append(claim_record(f"pr-dps-beats-{base}", f"DPS beats {METHOD_NAMES[base]} on phase "
-                                           f"retrieval ({pm.upper()})", stats.check_claim_greater(a.to_numpy(),
-                                                                                                 b.to_numpy()),
-                                           catalog=["Claim: DPS outperforms phase-retrieval baselines by a large "
-                                                    "margin"]))
+            a, b = (d[base], d["dps"]) if pm == "lpips" else (d["dps"], d[base])
+            claims.append(V.superiority(f"pr-dps-beats-{base}", f"DPS beats {METHOD_NAMES[base]} on phase retrieval "
+                                        f"({pm.upper()})", a, b,
+                                        catalog=["Claim: DPS outperforms phase-retrieval baselines by a large margin"],
+                                        **kw))
     else:
         items["Table 3"] = {"status": NOT_RUN_AT_SCALE if "phase_retrieval" in not_run else NOT_AVAILABLE,
                             "files": [], "note": "phase_retrieval stage not run" if "phase_retrieval" in not_run else
@@ -219,11 +230,11 @@ def build(prm: dict) -> None:
                        "files": [rel(f) for f in ex_files.get("phase_retrieval", [])],
                        "note": "phase retrieval panel only; non-uniform deblurring needs the bkse GOPRO weights"}
     _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, scale, why_lpips, why_fid,
-            "nonuniform" in not_run)
+            "nonuniform" in not_run, kw)
     _jensen_gap(plt, jg, prm, items, claims, fig_dir, tab_dir, scale, "jensen_gap" in not_run)
 
     # ------------------------------------------------------------------ ablations: Table 5, Fig. 8, Fig. 11, C.4
-    _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips, "ablations" in not_run)
+    _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips, "ablations" in not_run, kw)
     _poisson_gaussian(items, tab_dir, prm, scale)
 
     # ------------------------------------------------------------------ wall-clock table and benchmark
@@ -234,8 +245,8 @@ def build(prm: dict) -> None:
             extra = pr[pr.method.isin(["er", "hio", "oss"])].groupby("method")[["seconds_per_image", "nfe"]].median()
             wc = pd.concat([wc, extra.reset_index()], ignore_index=True)
         wc.insert(0, "Method", [METHOD_NAMES[m] for m in wc.method])
-        prov = runtime.provenance()
-        body = (f"Median seconds per image on this machine ({prov.get('processor')}, {prov.get('cpu_threads')} "
+        prov = manifests(prm, PAPER).get("chung2023_linear", {}).get("run", {})
+        body = (f"Median seconds per image of the run ({prov.get('processor')}, {prov.get('cpu_threads')} "
                 f"threads), {', '.join(sets_here)} at {int(lin.pixels.iloc[0]) // 3} px per channel, NFE as run "
                 f"({prm['steps']}). The paper: RTX 2080Ti, 256 px, 1000 NFE (DPS 78.52 s in its table, ~95 s in "
                 "App. D.1).\n\n" + markdown_table(wc.drop(columns="method"), ".3f"))
@@ -262,7 +273,7 @@ def build(prm: dict) -> None:
     items["Fig. 7"] = {"status": PRODUCED if f7 else missing_status, "files": [rel(f7)] if f7 else [],
                        "note": "quantified: PSNR and ||A x - A x_true|| per task for DPS vs the projection methods "
                                "(also in tables_linear_*.md, 'Measurement fit'); see the projection claims"}
-    write_summary(prm, PAPER, items, claims, comparisons, scale)
+    write_summary(prm, PAPER, items, claims, comparisons, scale, setting)
 
 
 BKS_NOT_IMPLEMENTED = ("not implemented: blind kernel search over the bkse kernel space with a StyleGAN2 FFHQ "
@@ -273,7 +284,8 @@ BKS_NOT_IMPLEMENTED = ("not implemented: blind kernel search over the bkse kerne
 T4_COLUMNS = {"lpips": "LPIPS", "psnr": "PSNR", "ssim": "SSIM", "fit_y": "fit to y", "seconds_per_image": "s/image"}
 
 
-def _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, scale, why_lpips, why_fid, not_run):
+def _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, scale, why_lpips, why_fid, not_run,
+            kw):
     """Table 4 layout (non-uniform deblurring): measured rows where the bkse network ran, published numbers beside
     them, and the reason for every cell that is not measured here."""
     from replicate.report.published import load_published
@@ -298,8 +310,9 @@ def _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, s
             row["status"] = "not available here" if unavailable else "not run"
         rows.append(row)
     body = (f"Non-uniform deblurring through the bkse blur network, Gaussian noise sigma_y = {prm['noise']['sigma']} "
-            f"on [-1, 1], methods {prm['nonuniform']['methods']}, DPS step {prm['dps_scale']['deblur_nonuniform']} "
-            f"(lost in the paper's extraction: our choice). {why_lpips}{why_fid}.\n\n"
+            f"on [-1, 1], methods {prm['nonuniform']['methods']}, DPS step ζ' {prm['dps_scale']['deblur_nonuniform']} "
+            f"(code scale {2 * prm['dps_scale']['deblur_nonuniform']:g}, configs/nonlinear_deblur_config.yaml). "
+            f"{why_lpips}{why_fid}.\n\n"
             + markdown_table(pd.DataFrame(rows), ".3f"))
     if unavailable:
         body += "\n## Not available here\n\n" + "\n".join(f"* `{k}`: {v.splitlines()[0]}"
@@ -329,17 +342,15 @@ def _table4(plt, nonu, res, prm, items, claims, comparisons, fig_dir, tab_dir, s
             why = next(iter(unavailable.values()))
         else:
             why = f"{r.metric} not computable here" if on_ffhq else f"FFHQ not part of the {scale} run"
-        comparisons.append(_comparison("Table 4", "table4.csv", r, sub, why))
+        comparisons.append(_comparison("Table 4", "table4.csv", r, sub, why, kw["setting"]))
     if not ok.empty:
         metric, lower = _perceptual(ok)
         pv = ok.groupby(["set", "image_index", "method"])[metric].mean().unstack("method")
         if {"dps", "mcg"} <= set(pv.columns):
             d = pv[["dps", "mcg"]].dropna()
-            if len(d) >= 2:
-                a, b = (d.mcg, d.dps) if lower else (d.dps, d.mcg)
-                claims.append(claim_record("nonuniform-dps-beats-mcg", f"DPS beats MCG on non-uniform deblurring "
-                                           f"({metric.upper()})", stats.check_claim_greater(a.to_numpy(), b.to_numpy()),
-                                           catalog=["Table 4"]))
+            a, b = (d.mcg, d.dps) if lower else (d.dps, d.mcg)
+            claims.append(V.superiority("nonuniform-dps-beats-mcg", f"DPS beats MCG on non-uniform deblurring "
+                                        f"({metric.upper()})", a, b, catalog=["Table 4"], **kw))
         files = _nonuniform_grids(plt, res, fig_dir)
         items["Fig. 6"]["files"] += [rel(p) for p in files]
         items["Fig. 6"]["note"] = "phase retrieval and non-uniform deblurring panels"
@@ -413,13 +424,12 @@ def _jensen_gap(plt, jg, prm, items, claims, fig_dir, tab_dir, scale, not_run):
         ratio = ratio.unstack("sigma_y")  # measurements x noise levels
         lo, hi = ratio.columns.min(), ratio.columns.max()
         d = ratio[[lo, hi]].dropna()
-        if len(d) >= 2:
-            claims.append(claim_record(
-                "jensen-gap-shrinks", f"DPS's approximation error relative to the exact-likelihood control is larger "
-                                      f"at sigma_y = {lo} than at {hi} (Remark 2: the Jensen gap shrinks as the "
-                                      "measurement noise grows)",
-                stats.check_claim_greater(d[lo].to_numpy(), d[hi].to_numpy()),
-                extra="log10 error ratio, analytic Gaussian prior, paired over measurements", catalog=[key]))
+        c = V.superiority("jensen-gap-shrinks", f"DPS's approximation error relative to the exact-likelihood control "
+                          f"is larger at sigma_y = {lo} than at {hi} (Remark 2: the Jensen gap shrinks as the "
+                          "measurement noise grows)", d[lo], d[hi], catalog=[key], setting="paper")
+        c.detail += ("; log10 error ratio on an analytic Gaussian prior where p(y | x_t) is known exactly (the claim "
+                     "itself, not a stand-in); unit: one measurement (independent draws)")
+        claims.append(c)
 
 
 def _fig7(plt, gauss, fig_dir, prm):
@@ -463,7 +473,7 @@ def _fig7(plt, gauss, fig_dir, prm):
     return f
 
 
-def _compare_published(comparisons, gauss, sets_here, missing, scale):
+def _compare_published(comparisons, gauss, sets_here, missing, scale, paper_sets):
     from replicate.report.published import load_published
 
     pub = load_published(PAPER)
@@ -476,23 +486,22 @@ def _compare_published(comparisons, gauss, sets_here, missing, scale):
                     else pd.DataFrame()
                 why = missing.get(ds, f"not part of the {scale} profile") if ds not in sets_here else \
                     f"{row.metric} not computable here"
-                comparisons.append(_comparison(f"Table {table[-1]}", f"{table}.csv", row, sub, why))
+                comparisons.append(_comparison(f"Table {table[-1]}", f"{table}.csv", row, sub, why,
+                                               "paper" if ds in paper_sets else "analogue"))
 
 
-def _comparison(item: str, source: str, row, sub: pd.DataFrame, why_missing: str) -> dict:
-    """One published cell against the per-image values ``sub`` measured for it: bootstrap CI and verdict, or
-    "not available here" with the first line of ``why_missing`` when nothing was measured."""
-    entry = {"item": item, "cell": f"{row.task_or_setting} | {row.method}", "metric": row.metric,
-             "published": row.value, "measured": None, "source": source,
-             "tolerance": stats.DEFAULT_TOLERANCE.get(row.metric)}
+def _comparison(item: str, source: str, row, sub: pd.DataFrame, why_missing: str,
+                setting: str = "paper") -> V.Comparison:
+    """One published cell against the per-image values ``sub`` measured for it (samples averaged per image), or "not
+    available here" with the first line of ``why_missing`` when nothing was measured."""
+    cell = f"{row.task_or_setting} | {row.method}"
     if sub.empty or row.metric not in sub or sub[row.metric].isna().all():
-        entry.update(verdict=NOT_AVAILABLE, note=why_missing.splitlines()[0])
-    else:
-        est, lo, hi = stats.bootstrap_ci(sub[row.metric].dropna().to_numpy())
-        entry.update(measured=est, ci_lo=lo, ci_hi=hi, n=len(sub),
-                     verdict=stats.compare_to_published(est, (lo, hi), row.value, tolerance=row.metric,
-                                                        direction=row.direction))
-    return entry
+        tol = V.TOLERANCES.get((row.metric, "own"), V.Tolerance(None, "")).value
+        return V.Comparison(item, cell, row.metric, float(row.value), None, None, 0, "images", setting, tol,
+                            NOT_AVAILABLE, why_missing.splitlines()[0], source)
+    values = V.per_unit(sub.dropna(subset=[row.metric]), ["set", "image_index"], row.metric)
+    return V.compare(values, float(row.value), item=item, cell=cell, metric=row.metric, setting=setting,
+                     situation="own", uncertainty="images", source=source)
 
 
 def _mosaic(plt, rows: list[list], labels: list[list[str]], path, title: str = ""):
@@ -563,7 +572,7 @@ def _grids(plt, res, fig_dir, prm) -> dict[str, list]:
     return out
 
 
-def _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips, not_run):
+def _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips, not_run, kw):
     if abl.empty or "study" not in abl:
         for it in ("Table 5", "Fig. 8", "Fig. 11"):
             items[it] = {"status": NOT_RUN_AT_SCALE if not_run else NOT_AVAILABLE, "files": [],
@@ -576,28 +585,28 @@ def _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips,
     f5 = write_markdown(tab_dir / "table5_step_schedules.md", f"Table 5 layout: DPS step-size schedules ({scale})",
                         f"{prm['ablations']['task']}, {abl.image_index.nunique()} images; column mean/std = "
                         f"{metric.upper()} ({'LPIPS' if metric == 'lpips' else why_lpips + 'PSNR stand-in'}). "
-                        "'likelihood' = the step proportional to 1/sigma_y^2 of eq. 16. Exponential decay constant "
-                        "lost in the extraction: 0.99 per step (ours).\n\n" + markdown_table(t5, ".3f"))
+                        "value = the initial step ζ' (code scale = 2ζ'); the constant row is the main table's setting. "
+                        "'likelihood' = the step proportional to 1/sigma_y^2 of eq. 16 (value: a multiplier). "
+                        "Exponential decay constant lost in the extraction: 0.99 per step (ours).\n\n"
+                        + markdown_table(t5, ".3f"))
     items["Table 5"] = {"status": PRODUCED, "files": [rel(f5)], "note": f"{scale}; FFHQ not available here"}
     const = sch[(sch.setting == "constant")].set_index(["set", "image_index"])[metric]
     for (setting, value), d in sch.groupby(["setting", "value"]):
         if setting == "constant":
             continue
         j = pd.concat([const, d.set_index(["set", "image_index"])[metric]], axis=1, keys=["c", "o"]).dropna()
-        if len(j) >= 2:
-            a, b = (j.o, j.c) if lower else (j.c, j.o)
-            claims.append(claim_record(f"schedule-constant-beats-{setting}-{value}",
-                                       f"The constant step size beats the {setting} schedule (initial {value}) "
-                                       f"({metric.upper()})", stats.check_claim_greater(a.to_numpy(), b.to_numpy()),
-                                       catalog=["Table 5"]))
+        a, b = (j.o, j.c) if lower else (j.c, j.o)
+        claims.append(V.superiority(f"schedule-constant-beats-{setting}-{value}", f"The constant step size beats the "
+                                    f"{setting} schedule (initial {value}) ({metric.upper()})", a, b,
+                                    catalog=["Table 5"], **kw))
     # Fig. 8: step-size sweep
     st = abl[abl.study == "step_size"].groupby("value")[["psnr", "ssim", "lpips", "fit_y"]].mean().reset_index()
     fig, axes = plt.subplots(1, 2, figsize=(7, 2.8))
     axes[0].semilogx(st.value, st.psnr, "-o")
-    axes[0].set(xlabel="step size (scale)", ylabel="PSNR (dB)", title="Fig. 8: step size")
+    axes[0].set(xlabel="step size ζ' (code scale = 2ζ')", ylabel="PSNR (dB)", title="Fig. 8: step size")
     axes[1].loglog(st.value, st.fit_y, "-o")
     axes[1].axhline(1.0, color="gray", ls=":")
-    axes[1].set(xlabel="step size (scale)", ylabel="||A x - y|| / noise", title="measurement fit")
+    axes[1].set(xlabel="step size ζ' (code scale = 2ζ')", ylabel="||A x - y|| / noise", title="measurement fit")
     f8 = save_figure(fig_dir / "fig8_step_size.png", fig)
     plt.close(fig)
     items["Fig. 8"] = {"status": PRODUCED, "files": [rel(f8)], "note": f"{prm['ablations']['task']}, {scale}"}
@@ -618,14 +627,11 @@ def _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips,
         vals = sorted(piv.index.get_level_values("value").unique())
         for v, which in ((vals[-1], "dps"), (vals[0], "ddrm")):
             d = piv.xs(v, level="value")[["dps", "ddrm"]].dropna()
-            if len(d) < 2:
-                continue
             other = "ddrm" if which == "dps" else "dps"
             a, b = (d[other], d[which]) if lower else (d[which], d[other])
-            claims.append(claim_record(f"nfe-{which}-wins-at-{v}", f"{METHOD_NAMES[which]} beats "
-                                       f"{METHOD_NAMES[other]} at NFE {v} ({metric.upper()})",
-                                       stats.check_claim_greater(a.to_numpy(), b.to_numpy()),
-                                       catalog=["Claim: DPS wins at high NFE, DDRM at low NFE"]))
+            claims.append(V.superiority(f"nfe-{which}-wins-at-{v}", f"{METHOD_NAMES[which]} beats "
+                                        f"{METHOD_NAMES[other]} at NFE {v} ({metric.upper()})", a, b,
+                                        catalog=["Claim: DPS wins at high NFE, DDRM at low NFE"], **kw))
     # App. C.4: Poisson likelihoods
     pl = abl[abl.study == "poisson_likelihood"]
     if not pl.empty:
@@ -636,13 +642,10 @@ def _ablations(plt, abl, prm, items, claims, fig_dir, tab_dir, scale, why_lpips,
         pv = pl.pivot_table(index=["set", "image_index"], columns="setting", values="psnr")
         if {"poisson_shot", "poisson_direct"} <= set(pv.columns):
             d = pv[["poisson_shot", "poisson_direct"]].fillna(0.0)  # a diverged (NaN) run counts as 0 dB
-            if len(d) >= 2:
-                claims.append(claim_record("poisson-direct-worse", "Poisson-direct is worse than Poisson-shot (the "
-                                           "paper: it diverges) (PSNR)",
-                                           stats.check_claim_greater(d.poisson_shot.to_numpy(),
-                                                                     d.poisson_direct.to_numpy()),
-                                           catalog=["Claim: Poisson-direct likelihood diverges"]))
-    _noiseless(abl, items, claims, tab_dir, scale, metric, lower)
+            claims.append(V.superiority("poisson-direct-worse", "Poisson-direct is worse than Poisson-shot (the paper: "
+                                        "it diverges) (PSNR)", d.poisson_shot, d.poisson_direct,
+                                        catalog=["Claim: Poisson-direct likelihood diverges"], **kw))
+    _noiseless(abl, items, claims, tab_dir, scale, metric, lower, kw)
 
 
 def poisson_normal_distance(lam: float) -> float:
@@ -679,7 +682,7 @@ def _poisson_gaussian(items, tab_dir, prm, scale, lam_max: int = 1000):
                 f"{lam_star / counts:.3f} at rate {prm['poisson']['rate']}); threshold of the paper lost"}
 
 
-def _noiseless(abl, items, claims, tab_dir, scale, metric, lower):
+def _noiseless(abl, items, claims, tab_dir, scale, metric, lower, kw):
     """Sec. 4: projection-based MCG fails dramatically on SR even for noiseless measurements (DPS does not)."""
     nl = abl[abl.study == "noiseless"]
     if nl.empty:
@@ -692,11 +695,9 @@ def _noiseless(abl, items, claims, tab_dir, scale, metric, lower):
     pv = nl.pivot_table(index=["set", "image_index"], columns="method", values=metric)
     if {"dps", "mcg"} <= set(pv.columns):
         d = pv[["dps", "mcg"]].dropna()
-        if len(d) >= 2:
-            a, b = (d.mcg, d.dps) if lower else (d.dps, d.mcg)
-            claims.append(claim_record("mcg-fails-noiseless-sr", f"DPS beats MCG on noiseless SR ({metric.upper()}; "
-                                       "the paper: MCG fails dramatically even without noise)",
-                                       stats.check_claim_greater(a.to_numpy(), b.to_numpy()),
-                                       catalog=["Claim: MCG fails on SR even without noise"]))
+        a, b = (d.mcg, d.dps) if lower else (d.dps, d.mcg)
+        claims.append(V.superiority("mcg-fails-noiseless-sr", f"DPS beats MCG on noiseless SR ({metric.upper()}; the "
+                                    "paper: MCG fails dramatically even without noise)", a, b,
+                                    catalog=["Claim: MCG fails on SR even without noise"], **kw))
     items["Claim: MCG fails on SR even without noise"] = {"status": PRODUCED, "files": [rel(f)],
                                                           "note": "noiseless SR runs in the ablations stage"}

@@ -1,29 +1,33 @@
-"""Shared pieces of every paper's report: summary files, claim records, markdown tables, figure style.
+"""Shared pieces of every paper's report: what ran (manifests), the summary file and details page, figure style.
 
-Each paper's report stage writes `tables/<profile>/<paper>/summary.json`:
-    {"paper", "profile", "provenance", "scale",
-     "items":       {item id -> {"status", "files": [...], "note"}},      # ids as in report/catalog.yaml
-     "claims":      [{"id", "text", "holds", "p_value", "effect_size", "estimate", "ci", "n", "detail"}],
-     "comparisons": [{"item", "cell", "metric", "published", "measured", "ci_lo", "ci_hi", "n",
-                      "tolerance", "verdict", "source"}]}
-The global report (report/build.py) reads these and writes tables/REPORT.md.
+A paper's report reads only its stages' results and manifests (results/<profile>/<paper>/, results/<profile>/
+manifests/): what ran, with which parameters, on which assets, and whether its preconditions held, is read from the
+manifests, never re-derived from the experiment code. It writes
+
+  tables/<profile>/<paper>/summary.json
+      {"paper", "profile", "scale", "setting", "items": {catalogue id -> {"status", "files", "note"}},
+       "claims": [verdicts.Claim records], "comparisons": [verdicts.Comparison records], "headline": [cells],
+       "runs": {stage -> {"commit", "seconds", "threads", "device", "preconditions"}}}
+  tables/<profile>/<paper>/REPORT.md     the details page: every item, claim and published number of the paper
+
+and the global report (report/build.py) gathers the summaries into tables/REPORT.md.
 """
 from __future__ import annotations
 
-import math
+import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import yaml
 
 from replicate import runtime
 from replicate.io import write_json, write_text
+from replicate.markdown import cell, markdown_table, write_markdown  # noqa: F401 (used by every report)
+from replicate.report import verdicts as V
+from replicate.report.verdicts import (DIFFERS, INCONCLUSIVE, NOT_AVAILABLE, NOT_IMPLEMENTED,  # noqa: F401
+                                       NOT_RUN_AT_SCALE, PRODUCED, PROFILE_NOT_RUN, REPRODUCED, SETTINGS_MATCH)
 
-# statuses of a catalogue item
-REPRODUCED, DIFFERS = "reproduced", "differs"
-NOT_RUN_AT_SCALE, NOT_AVAILABLE, NOT_IMPLEMENTED = "not run at this scale", "not available here", "not implemented yet"
-PRODUCED = "produced"  # a figure/table with no published number to compare against (qualitative)
-NOT_RUN = "profile not run"  # the code exists, but this profile has no results in this checkout
+DEVIATIONS = Path(__file__).with_name("deviations")
 
 
 def rel(path: Path) -> str:
@@ -34,48 +38,141 @@ def rel(path: Path) -> str:
         return str(path)
 
 
-def claim_record(claim_id: str, text: str, result, extra: str = "", catalog: list[str] | None = None) -> dict:
-    """A stats.ClaimResult (or a dict with the same fields) as a JSON-able record."""
-    get = (lambda k: getattr(result, k)) if not isinstance(result, dict) else result.get
-    ci = get("ci") or (float("nan"), float("nan"))
-    return {"id": claim_id, "text": text, "holds": bool(get("holds")), "p_value": _num(get("p_value")),
-            "effect_size": _num(get("effect_size")), "estimate": _num(get("estimate")),
-            "ci": [_num(ci[0]), _num(ci[1])], "n": int(get("n") or 0),
-            "detail": (get("detail") or "") + (f"; {extra}" if extra else ""), "catalog": catalog or []}
+# ---------------------------------------------------------------------------------------------- what ran
+def manifests(prm: dict, paper: str) -> dict[str, dict]:
+    """stage name -> manifest of every stage of `paper` that ran for this profile."""
+    folder = runtime.project_root() / "results" / prm["profile"] / "manifests"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob(f"{paper}_*.json"))}
 
 
-def _num(v):
-    if v is None:
-        return None
-    v = float(v)
-    return None if math.isnan(v) else (v if math.isfinite(v) else (1e308 if v > 0 else -1e308))
+def ran(prm: dict, paper: str, stage: str) -> dict:
+    """The effective parameters of `paper`'s section that the stage ran with (from its manifest)."""
+    m = manifests(prm, paper).get(stage)
+    if m is None:
+        raise FileNotFoundError(f"no manifest for {stage} ({prm['profile']}): run `dvc repro {stage}` first")
+    return m["effective"][paper]
 
 
-def write_summary(prm: dict, paper: str, items: dict, claims: list, comparisons: list, scale: str) -> Path:
-    path = runtime.tables_dir(prm, paper) / "summary.json"
-    write_json(path, {"paper": paper, "profile": prm["profile"], "scale": scale, "seed": prm["seed"],
-                      "provenance": runtime.provenance(), "items": items, "claims": claims,
-                      "comparisons": comparisons})
-    return path
+def failed_preconditions(prm: dict, paper: str, models=None) -> dict[str, str]:
+    """stage -> why its run fails its own precondition (the diagnostics a stage records; empty when all hold).
+
+    models: a predicate on a model's name, to keep only the networks a claim stands on (e.g. the universal prior)."""
+    out = {}
+    for stage, m in manifests(prm, paper).items():
+        d = m.get("diagnostics", {})
+        bad = [b for b in d.get("denoisers_below_min_gain") or d.get("networks_below_min_gain") or []
+               if models is None or models(b)]
+        if bad:
+            rule = d.get("precondition") or f"a held-out PSNR gain of at least {d.get('min_gain_db', '?')} dB"
+            out[stage] = f"{', '.join(bad)} fail the training precondition ({rule}): they barely denoise"
+        diverged = d.get("diverged")
+        if diverged:
+            out[stage] = f"the sampler diverged: {diverged}"
+    return out
 
 
-def markdown_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
-    """A small dependency-free markdown table (pandas' to_markdown needs tabulate)."""
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
-            return "" if np.isnan(v) else format(v, floatfmt)
-        return str(v)
+def universal_prior_precondition(prm: dict) -> str:
+    """Why the universal prior of mini / smoke (trained by mohan2020_models) cannot stand for an MMSE denoiser, or ''.
+    The paper profile uses the authors' networks: no precondition of ours applies."""
+    if prm["profile"] == "paper":
+        return ""
+    return failed_preconditions(prm, "mohan2020", lambda name: name.startswith("universal")).get("mohan2020_models", "")
 
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+
+def deviations(paper: str) -> list[dict]:
+    """The paper's deviations table: text vs released code vs this project, with the measured effect."""
+    return [yaml.safe_load(p.read_text()) for p in sorted(DEVIATIONS.glob(f"{paper}_*.yaml"))]
+
+
+# ---------------------------------------------------------------------------------------------- output
+def _claims_table(claims: list[V.Claim]) -> str:
+    rows = ["| claim | status | estimate | 95% CI | p (raw) | p (Holm) | n | test |", "|---|---|---|---|---|---|---|---|"]
+    for c in claims:
+        ci = "–" if not c.ci else f"[{c.ci[0]:.3g}, {c.ci[1]:.3g}]"
+        fmt = (lambda v, f=".3g": "–" if v is None or not np.isfinite(v) else format(v, f))
+        rows.append("| " + " | ".join(cell(v) for v in (
+            c.text, c.status, fmt(c.estimate), ci, fmt(c.p_value, ".2g"), fmt(c.p_adjusted, ".2g"), c.n,
+            c.detail)) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _comparisons_table(comparisons: list[V.Comparison]) -> str:
+    rows = ["| item | cell | metric | published | ours | 95% CI | n | tolerance | verdict | note |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        ours = "–" if c.measured is None else f"{c.measured:.4g}"
+        ci = "–" if not c.ci else f"[{c.ci[0]:.4g}, {c.ci[1]:.4g}]"
+        tol = "–" if c.tolerance is None else f"±{c.tolerance:g}"
+        rows.append("| " + " | ".join(cell(v) for v in (
+            c.item, c.cell, c.metric, f"{c.published:g}", ours, ci, f"{c.n} {c.uncertainty}", tol, c.verdict,
+            "; ".join(x for x in (c.note, "" if c.source == "paper" else f"source: {c.source}") if x))) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def details_page(summary: dict, claims: list[V.Claim], comparisons: list[V.Comparison]) -> str:
+    """tables/<profile>/<paper>/REPORT.md: every item, claim, published number and deviation of the paper."""
+    paper, profile = summary["paper"], summary["profile"]
+    depth = "../../../"
+    lines = [f"# {paper}: details ({profile} profile)", "",
+             f"Scale: {summary['scale']}. Setting: {summary['setting']} "
+             f"({'the paper’s own data, model and metric' if summary['setting'] == 'paper' else 'stand-in data or priors: analogue verdicts only'}).",
+             "", "## Catalogue items", "", "| item | status | files | note |", "|---|---|---|---|"]
+    for iid, it in summary["items"].items():
+        files = ", ".join(f"[{Path(f).name}]({depth}{f})" for f in it.get("files", []))
+        lines.append("| " + " | ".join(cell(v) for v in (iid, it["status"], files, it.get("note", ""))) + " |")
+    if claims:
+        lines += ["", "## Claims", "", "Tested on independent images (samples, tasks and levels within an image "
+                  "averaged first); Holm's correction over this paper's claims in this profile.", "",
+                  _claims_table(claims)]
+    if comparisons:
+        lines += ["", "## Published numbers", "", _comparisons_table(comparisons)]
+    devs = deviations(paper)
+    if devs:
+        lines += ["", "## Deviations: paper text vs released code vs this project", "",
+                  "| what | the text | the released code | this project | setting | measured effect |",
+                  "|---|---|---|---|---|---|"]
+        for d in devs:
+            lines.append("| " + " | ".join(cell(d.get(k, "")) for k in ("title", "text", "code", "ours", "setting",
+                                                                           "effect")) + " |")
+    if summary.get("preconditions"):
+        lines += ["", "## Preconditions that failed", ""] + [f"- {k}: {v}" for k, v in summary["preconditions"].items()]
+    linked = {Path(f).name for it in summary["items"].values() for f in it.get("files", [])}
+    others = [f for f in summary.get("figures", []) if Path(f).name not in linked]
+    if others:
+        lines += ["", "## Other figures", ""] + [f"- [{Path(f).name}]({depth}{f})" for f in others]
+    lines += ["", "## Runs", "", "| stage | commit | seconds | threads | GPU |", "|---|---|---|---|---|"]
+    for stage, r in summary.get("runs", {}).items():
+        lines.append(f"| {stage} | {r.get('commit', '')} | {r.get('seconds', '')} | {r.get('cpu_threads', '')} | "
+                     f"{r.get('cuda') or 'none'} |")
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(path: Path, title: str, body: str) -> Path:
-    return write_text(path, f"# {title}\n\n{body}")
+def write_summary(prm: dict, paper: str, items: dict, claims: list[V.Claim], comparisons: list[V.Comparison],
+                  scale: str, setting: str, headline: list[str] | None = None) -> Path:
+    """Holm-adjust the claims, then write summary.json and the details page of this paper and profile.
+
+    headline: the comparison cells shown on the one-page report (default: the first six with a measured value)."""
+    V.holm(claims)
+    runs = {stage: {k: m.get("run", {}).get(k) for k in ("commit", "seconds", "cpu_threads", "cuda")}
+            for stage, m in manifests(prm, paper).items()}
+    if headline is None:
+        headline = [c.cell for c in comparisons if c.measured is not None][:6]
+    figures = sorted(rel(f) for f in runtime.figures_dir(prm, paper).glob("*.png"))
+    preconditions = failed_preconditions(prm, paper)
+    universal = universal_prior_precondition(prm) if paper != "mohan2020" else ""
+    if universal:
+        preconditions["mohan2020_models (the universal prior)"] = universal
+    summary = {"paper": paper, "profile": prm["profile"], "scale": scale, "setting": setting, "seed": prm["seed"],
+               "figures": figures, "items": items, "claims": [c.record() for c in claims],
+               "comparisons": [c.record() for c in comparisons], "headline": headline,
+               "preconditions": preconditions, "runs": runs}
+    out = runtime.tables_dir(prm, paper)
+    write_text(out / "REPORT.md", details_page(summary, claims, comparisons))
+    write_json(out / "summary.json", summary)
+    return out / "summary.json"
 
 
+# ---------------------------------------------------------------------------------------------- figures
 def style():
     """Matplotlib with a non-interactive backend and a consistent, readable style."""
     import matplotlib

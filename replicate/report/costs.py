@@ -8,7 +8,7 @@ method, on the hardware recorded in tables/<profile>/<paper>/summary.json (repli
 
 Projected: GPU-hours = evaluations x seconds per evaluation / 3600, where
   * evaluations = images x tasks x methods x samples, per table, as stated in WORKLOADS from
-    /work/shared/published/experiments.md (the count of each table's runs in the papers);
+    shared/published/experiments.md (the count of each table's runs in the papers);
   * seconds per evaluation is either the papers' own published GPU time per image (chung2023, kawar2021), or this
     project's measured median, scaled to the paper's image size (x paper pixels / measured pixels) and network size
     (x MODEL_SCALE) and divided by an ASSUMED CPU->GPU speed factor (CPU_TO_GPU). Both scalings are assumptions
@@ -27,9 +27,9 @@ import pandas as pd
 
 from replicate import runtime
 from replicate.io import write_text
+from replicate.runtime import ASSUMED_CPU_TO_GPU as CPU_TO_GPU  # an assumption, stated in the output
 
 PAPERS = ("mohan2020", "kadkhodaie2021", "kawar2021", "chung2023", "xie2023", "elad_lecture")
-CPU_TO_GPU = 100.0  # ASSUMPTION: one datacenter GPU runs these conv-net evaluations 100x faster than this CPU run
 ITEM_COLUMNS = ("image_index", "image", "sample")  # a per-image (per-sample) results file has one of these
 METHOD_COLUMNS = ("method", "model", "denoiser", "prior", "sampler")
 NOT_PER_IMAGE = {"denoiser_seconds", "seconds_total", "seconds_denoiser"}  # parts of another timing, or totals
@@ -122,13 +122,15 @@ def measured(profile: str, root: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["paper", "file", "column", "method", "rows", "median_s", "pixels", "hardware"])
 
 
-@lru_cache(maxsize=None)  # provenance() asks git: once per paper, not per method
+@lru_cache(maxsize=None)
 def hardware(root: Path, profile: str, paper: str) -> str:
-    summary = root / "tables" / profile / paper / "summary.json"
-    prov = json.loads(summary.read_text()).get("provenance", {}) if summary.exists() else runtime.provenance()
-    where = "" if summary.exists() else " (no summary.json: this machine)"
+    """Where a paper's results of this profile were computed, from its stages' manifests (first one found)."""
+    manifests = sorted((root / "results" / profile / "manifests").glob(f"{paper}_*.json"))
+    prov = json.loads(manifests[0].read_text()).get("run", {}) if manifests else {}
+    if not prov:
+        return "unknown (no manifest)"
     gpu = f", GPU {prov['cuda']}" if prov.get("cuda") else ", no GPU"
-    return f"{prov.get('processor', '?')}, {prov.get('cpu_threads', '?')} threads{gpu}{where}"
+    return f"{prov.get('processor', '?')}, {prov.get('cpu_threads', '?')} threads{gpu}"
 
 
 def projection(meas: pd.DataFrame, profile: str, cpu_to_gpu: float = CPU_TO_GPU) -> pd.DataFrame:
@@ -181,7 +183,7 @@ def markdown(meas: pd.DataFrame, proj: pd.DataFrame, profile: str, cpu_to_gpu: f
               f"**Assumptions**: measured CPU times are converted with an *assumed* CPU->GPU speed factor of "
               f"{cpu_to_gpu:g}x and scaled linearly to the paper's pixels and network size; published GPU times are "
               "the papers' own (their GPUs). Evaluations = images x tasks x methods x samples, counted from "
-              "/work/shared/published/experiments.md. Training (xie2023's 5000-step U-Nets, NCSNv2/ADM) is not "
+              "shared/published/experiments.md. Training (xie2023's 5000-step U-Nets, NCSNv2/ADM) is not "
               "included: it is not per image, and the paper profile uses released checkpoints where they exist.", "",
               "| paper | table | images x tasks x methods x samples | evaluations | GPU s / evaluation | GPU-hours | "
               "basis | source |", "|---|---|---|---:|---:|---:|---|---|"]
@@ -204,7 +206,6 @@ def build_costs(prm: dict, cpu_to_gpu: float = CPU_TO_GPU) -> Path:
     return write_text(out, markdown(meas, proj, prm["profile"], cpu_to_gpu))
 
 
-STAGES = {"costs": build_costs}
 
 
 def main(argv=None) -> int:

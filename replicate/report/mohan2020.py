@@ -1,24 +1,27 @@
 """Report for Mohan et al. 2020: figures, tables, claims and the comparison with published numbers.
 
-Reads only the per-image / per-patch results of the experiment stages (results/<profile>/mohan2020/).
+Reads only the per-image / per-patch results of the experiment stages (results/<profile>/mohan2020/) and their
+manifests. Units of evidence: test images (generalisation curves, first-order decomposition: patches are averaged
+within their source image), sigma levels (the Jacobian of one crop: each level is an independent noise draw).
+Setting: the paper profile runs the authors' checkpoints on Set68 (the paper's own setting; a CPU subset of the
+images states so); mini and smoke run small networks trained here (analogues).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats as sps
 
 from replicate import runtime
-from replicate.experiments.mohan2020 import PAPER, grid, pixel_rows
 from replicate.io import save_figure
 from replicate.report import stats
-from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, claim_record, markdown_table, rel, show_image,
-                                     style, write_markdown, write_summary)
+from replicate.report import verdicts as V
+from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, SETTINGS_MATCH, manifests, markdown_table, ran, rel,
+                                     show_image, style, write_markdown, write_summary)
 
-# Equivalence margin for "bias-free performs as well as the biased network inside the training range":
-# 0.5 dB is the PSNR tolerance used throughout the report (stats.DEFAULT_TOLERANCE).
-EQUIVALENCE_MARGIN_DB = stats.DEFAULT_TOLERANCE["psnr"]
+PAPER = "mohan2020"
+# "bias-free performs as well as the biased network inside the training range": as well as = within the PSNR
+# tolerance of a retrained network (0.5 dB, verdicts.TOLERANCES), fixed before looking at results
 # "Net bias zero to numerical precision": float32 rounding through ~20 layers stays far below 1e-4 (relative).
 NET_BIAS_PRECISION = 1e-4
 
@@ -38,9 +41,16 @@ def build(prm: dict) -> None:
     dec = pd.read_csv(res / "decomposition.csv")
     hom = pd.read_csv(res / "homogeneity.csv")
     jac = pd.read_csv(res / "jacobian.csv")
-    g = grid(prm)
-    scale = "paper (CPU subset)" if g["subset"] == "cpu_subset" else ("paper" if prm["profile"] == "paper" else prm["profile"])
+    g = ran(prm, PAPER, "mohan2020_generalization")
+    images = sorted(gen.groupby("set").image_index.nunique().items())
+    where = ", ".join(f"{n} images of {s}" for s, n in images)
+    scale = (f"paper, CPU subset ({where})" if g["subset"] == "cpu_subset" else
+             f"paper ({where})" if prm["profile"] == "paper" else f"{prm['profile']} ({where}, small DnCNNs trained here)")
+    setting = "paper" if g["source"] == "checkpoints" else "analogue"
+    pre = _precondition(prm)
+    kw = {"setting": setting, "precondition": pre}
     items, claims, comparisons = {}, [], []
+    margin = V.tolerance("psnr", "own" if setting == "paper" else "retrained").value
 
     # -- generalisation curves and table
     files = []
@@ -76,32 +86,29 @@ def build(prm: dict) -> None:
     items["Slide: generalization to other noise levels"] = {"status": PRODUCED, "files": [rel(f) for f in files],
                                       "note": f"sets: {', '.join(sorted(gen.set.unique()))}; {len(gen)} per-image rows"}
 
-    # -- claims on the generalisation grid
-    for r in sorted(gen.train_max.unique()):
-        pair = gen[gen.train_max == r].pivot_table(index=["set", "image_index", "sigma", "arch"], columns="variant",
-                                                   values="psnr_out").dropna()
-        inside = pair[pair.index.get_level_values("sigma") <= r]
-        outside = pair[pair.index.get_level_values("sigma") > r]
-        if len(inside) >= 2:
-            res_eq = stats.check_claim_equal(inside["bias_free"], inside["bias"], EQUIVALENCE_MARGIN_DB)
-            claims.append(claim_record(f"equal-inside-0-{r}",
-                                       f"Inside the training range [0, {r}], BF-CNN performs as well as the CNN "
-                                       f"(paired PSNR difference within ±{EQUIVALENCE_MARGIN_DB} dB, TOST)", res_eq))
-        if len(outside) >= 2:
-            res_gt = stats.check_claim_greater(outside["bias_free"], outside["bias"])
-            archs = sorted(set(outside.index.get_level_values("arch")))
-            claims.append(claim_record(f"generalises-beyond-0-{r}",
-                                       f"Beyond the training range [0, {r}], BF-CNN beats the CNN (paired output PSNR; "
-                                       f"{', '.join(archs)})", res_gt,
-                                       catalog=["Claim: BF-CNN generalizes to sigma 90"] if r <= 10 else []))
-            for arch in archs:
-                if arch == "dncnn":
-                    continue
-                sub = outside[outside.index.get_level_values("arch") == arch]
-                claims.append(claim_record(f"generalises-beyond-0-{r}-{arch}",
-                                           f"{arch.upper()}: beyond [0, {r}] the bias-free version beats the biased one",
-                                           stats.check_claim_greater(sub["bias_free"], sub["bias"]),
-                                           catalog=["Claim: alternative architectures yield similar results"]))
+    # -- claims on the generalisation grid: the unit is the test image (levels inside / outside the training range
+    # averaged within an image first), tested for every architecture and training range the grid holds
+    for (arch, r), sub in gen.groupby(["arch", "train_max"]):
+        pair = sub.pivot_table(index=["set", "image_index", "sigma"], columns="variant", values="psnr_out").dropna()
+        if not {"bias", "bias_free"} <= set(pair.columns):
+            continue
+        sig = pair.index.get_level_values("sigma")
+        diff = (pair["bias_free"] - pair["bias"]).rename("d").reset_index()
+        inside = diff[sig <= r].groupby(["set", "image_index"]).d.mean()
+        outside = diff[sig > r].groupby(["set", "image_index"]).d.mean()
+        label = f"{'' if arch == 'dncnn' else arch.upper() + ': '}"
+        if len(inside):
+            claims.append(V.equivalence(
+                f"equal-inside-{arch}-0-{r}", f"{label}inside the training range [0, {r}] the bias-free network "
+                f"denoises as well as the biased one (within ±{margin:g} dB)", inside, 0.0, margin=margin,
+                **kw))
+        if len(outside):
+            catalog = ["Claim: BF-CNN generalizes to sigma 90"] if (arch, r) == ("dncnn", 10) else \
+                ["Claim: alternative architectures yield similar results"] if arch != "dncnn" else []
+            claims.append(V.superiority(
+                f"generalises-beyond-{arch}-0-{r}", f"{label}beyond the training range [0, {r}] the bias-free network "
+                f"beats the biased one (mean output PSNR over the levels above {r})", outside, 0.0,
+                catalog=catalog, **kw))
 
     # -- Fig. 1: first-order decomposition
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4), sharey=True)
@@ -123,27 +130,26 @@ def build(prm: dict) -> None:
     rel_bias = (bf.net_bias_rms / bf.output_rms.clip(lower=1e-12)).to_numpy()
     hom_bf = hom[hom.variant == "bias_free"].relative_error.to_numpy()
     worst = float(max(rel_bias.max(), hom_bf.max()))
-    claims.append(claim_record("bf-net-bias-zero", "The net bias of the bias-free network is zero to numerical precision",
-                               {"holds": worst < NET_BIAS_PRECISION, "p_value": None, "effect_size": None,
-                                "estimate": worst, "ci": None, "n": len(rel_bias) + len(hom_bf),
-                                "detail": f"max relative ‖b_y‖/‖f(y)‖ and homogeneity error over all patches and "
-                                          f"scales; threshold {NET_BIAS_PRECISION:g} (float32)"}))
+    claims.append(V.check("bf-net-bias-zero", "The net bias of the bias-free network is zero to numerical precision",
+                          worst < NET_BIAS_PRECISION, worst, len(rel_bias) + len(hom_bf),
+                          f"max relative ‖b_y‖/‖f(y)‖ and homogeneity error over all patches and scales; threshold "
+                          f"{NET_BIAS_PRECISION:g} (float32)", **kw))
     biased = dec[dec.variant == "bias"]
-    out_rng = biased[biased.sigma > tr].groupby("patch_index").net_bias_rms.mean() if (biased.sigma > tr).any() else None
-    in_rng = biased[biased.sigma <= tr].groupby("patch_index").net_bias_rms.mean() if (biased.sigma <= tr).any() else None
-    if out_rng is not None and in_rng is not None:
-        common = out_rng.index.intersection(in_rng.index)
-        claims.append(claim_record(
-            "cnn-bias-grows-outside", f"For the CNN trained on [0, {tr}], the net bias grows outside the training range",
-            stats.check_claim_greater(out_rng.loc[common], in_rng.loc[common]),
-            "per patch index: mean ‖b_y‖ over sigmas outside vs inside the range (different noisy patches)",
-            catalog=["Claim: bias norm grows outside the training range"]))
-        inside = biased[biased.sigma <= tr]
-        claims.append(claim_record(
+    # each noise level draws its own random patches: the levels are the independent units of "grows with sigma";
+    # within a level, patches are averaged per source image first, then over images
+    per_level = biased.groupby(["sigma", "image_index"]).net_bias_rms.mean().groupby("sigma").mean()
+    out_rng, in_rng = per_level[per_level.index > tr], per_level[per_level.index <= tr]
+    if len(out_rng) and len(in_rng):
+        claims.append(V.superiority_unpaired(
+            "cnn-bias-grows-outside", f"For the CNN trained on [0, {tr}], the net bias is larger outside the training "
+                                      "range than inside it", out_rng, in_rng,
+            catalog=["Claim: bias norm grows outside the training range"], **kw))
+        inside = biased[biased.sigma <= tr].assign(d=lambda f: f.linear_residual_rms - f.net_bias_rms)
+        claims.append(V.superiority(
             "cnn-bias-small-inside", f"For the CNN trained on [0, {tr}], inside the range the net bias is smaller than "
                                      "the linear part of the residual (the linear term does most of the denoising)",
-            stats.check_claim_greater(inside.linear_residual_rms, inside.net_bias_rms),
-            "paired per patch and sigma: ‖(I - A_y) y‖ vs ‖b_y‖", catalog=["Claim: net bias small over the training range"]))
+            V.per_unit(inside, ["image_index"], "d"), 0.0,
+            catalog=["Claim: net bias small over the training range"], **kw))
 
     # -- Fig. 2: one image at sigma 90
     f2 = torch.load(res / "fig2.pt", weights_only=False)
@@ -179,47 +185,43 @@ def build(prm: dict) -> None:
                                 "note": f"trained on [0, {prm['fig2']['train_range']}]; linear term and net bias"}
     aff = pd.read_csv(res / "affine.csv")
     worst_aff = float(aff.relative_error.max())
-    claims.append(claim_record(
+    claims.append(V.check(
         "first-order-exact", "The network is affine around each input: f(y + e v) - f(y) = e A_y v (Eq. 1)",
-        {"holds": worst_aff < 1e-3, "p_value": None, "effect_size": None, "estimate": worst_aff, "ci": None,
-         "n": len(aff), "detail": "max relative error over models, sigmas 10/50/90 and random directions, float64, "
-                                  "step 1e-7 of ‖y‖; threshold 1e-3 (a ReLU switching inside the step)"},
-        catalog=["Claim: exact first-order decomposition"]))
+        worst_aff < 1e-3, worst_aff, len(aff), "max relative error over models, sigmas 10/50/90 and random directions, "
+        "float64, step 1e-7 of ‖y‖; threshold 1e-3 (a ReLU switching inside the step)",
+        catalog=["Claim: exact first-order decomposition"], **kw))
     models_tab = pd.read_csv(res / "models.csv")
-    if prm["source"] == "checkpoints":
+    if g["source"] == "checkpoints":
         n = int(models_tab[models_tab.model.str.startswith("dncnn/bias/")].parameters.iloc[0])
-        claims.append(claim_record(
-            "dncnn-700k", "DnCNN (20 layers, 64 channels) has about 700,000 parameters",
-            {"holds": abs(n - 7e5) / 7e5 < 0.1, "p_value": None, "effect_size": None, "estimate": n, "ci": None,
-             "n": 1, "detail": "parameters of the authors' checkpoint (convolutions + batch norm); within 10% of 7e5"},
-            catalog=["Claim: DnCNN has about 700,000 parameters"]))
+        within = abs(n - 7e5) / 7e5 < 0.1
+        items["Claim: DnCNN has about 700,000 parameters"] = {
+            "status": SETTINGS_MATCH if within else V.DIFFERS,
+            "note": f"the authors' DnCNN checkpoint has {n:,} parameters (convolutions + batch norm); 'about "
+                    f"700,000' read as within 10%: a property of the published network, not a result"}
     else:
         items["Claim: DnCNN has about 700,000 parameters"] = {
             "status": NOT_RUN_AT_SCALE, "note": "the mini profile trains a smaller DnCNN; checked in the paper profile"}
     big = gen[gen.pixels >= 481 * 321]
     timing_src = big if not big.empty else gen
     per_model = timing_src.groupby("model").seconds_per_image.median()
+    run = manifests(prm, PAPER).get("mohan2020_generalization", {}).get("run", {})
     items["Performance"] = {"status": PRODUCED, "files": [],
                             "note": "median seconds per denoiser evaluation of one "
                                     f"{'481x321' if not big.empty else 'test'} image: "
                                     + ", ".join(f"{k} {v:.2f} s" for k, v in per_model.items())
-                                    + f" ({runtime.provenance()['processor']}, {runtime.provenance()['cpu_threads']} "
-                                      "threads); the issue's floor for DnCNN on 2 cores is 3.4 s"}
+                                    + f" ({run.get('processor', '?')}, {run.get('cpu_threads', '?')} threads)"}
 
     # -- Jacobian: effective dimensionality vs sigma, adaptive filters, singular vectors
     fig, ax = plt.subplots(figsize=(4.2, 3.4))
     for name, d in jac.groupby("model"):
         ax.loglog(d.sigma, d.effective_dim, "-o", ms=3, label=name)
         slope = np.polyfit(np.log(d.sigma), np.log(d.effective_dim), 1)[0]
-        rho, p = sps.spearmanr(d.sigma, d.effective_dim)
         if "bias_free" in name:
-            claims.append(claim_record(
-                "effective-dim-falls", "The effective dimensionality of the bias-free denoiser's adaptive subspace "
-                                       "falls as the noise level grows",
-                {"holds": bool(rho < 0 and p < stats.ALPHA), "p_value": p / 2 if rho < 0 else 1 - p / 2,
-                 "effect_size": rho, "estimate": slope, "ci": None, "n": len(d),
-                 "detail": f"Spearman rho={rho:.3f} (one-sided p); estimate = log-log slope {slope:.2f} "
-                           f"(a 1/sigma law has slope -1)"}))
+            c = V.trend("effective-dim-falls", "The effective dimensionality of the bias-free denoiser's adaptive "
+                        "subspace falls as the noise level grows", d.sigma, d.effective_dim, direction="decreasing",
+                        **kw)
+            c.detail += f" over noise levels (each an independent noise draw); log-log slope {slope:.2f} (1/σ: -1)"
+            claims.append(c)
     s = np.array(sorted(jac.sigma.unique()), float)
     ref = jac.effective_dim.max() * s[0] / s
     ax.loglog(s, ref, ":", color="gray", label="∝ 1/σ")
@@ -233,7 +235,7 @@ def build(prm: dict) -> None:
     fig, axes = plt.subplots(len(keys), 5, figsize=(10, 2.1 * len(keys)), squeeze=False)
     for row, key in zip(axes, keys):
         show_image(row[0], arrays[f"{key}_noisy"], key.replace("_", " "))
-        for j, (ax, px) in enumerate(zip(row[1:4], pixel_rows(crop))):
+        for j, (ax, px) in enumerate(zip(row[1:4], arrays["filter_pixels"].tolist())):
             w = arrays[f"{key}_rows"][j].reshape(-1, crop, crop)[0]
             m = np.abs(w).max() or 1
             ax.imshow(w, cmap="RdBu_r", vmin=-m, vmax=m)
@@ -260,20 +262,22 @@ def build(prm: dict) -> None:
                             markdown_table(h, floatfmt=".2e"))
     items["Homogeneity"] = {"status": PRODUCED, "files": [rel(hom_md)], "note": "bias-free nets: exact up to float32"}
 
-    # -- published / original-code numbers
+    # -- published / original-code numbers: the authors' checkpoints on Set68 (subset: uncertainty over images)
     for ref_row in ORIGINAL_CODE_SET68:
         sub = gen[(gen.set == "set68") & (gen.model == ref_row["model"]) & (gen.sigma == ref_row["sigma"])]
+        cell = f"Set68 {ref_row['model']} σ={ref_row['sigma']}"
         if sub.empty:
-            comparisons.append({"item": "Generalisation curves", "cell": f"Set68 {ref_row['model']} σ={ref_row['sigma']}",
-                                "metric": "psnr", "published": ref_row["psnr_out"], "measured": None,
-                                "verdict": NOT_RUN_AT_SCALE, "source": "original code (shared notes)",
-                                "tolerance": stats.DEFAULT_TOLERANCE["psnr"]})
-            continue
-        est, lo, hi = stats.bootstrap_ci(sub.psnr_out.to_numpy(), seed=prm["seed"])
-        comparisons.append({"item": "Generalisation curves", "cell": f"Set68 {ref_row['model']} σ={ref_row['sigma']}",
-                            "metric": "psnr", "published": ref_row["psnr_out"], "measured": est, "ci_lo": lo,
-                            "ci_hi": hi, "n": len(sub), "tolerance": stats.DEFAULT_TOLERANCE["psnr"],
-                            "verdict": stats.compare_to_published(est, (lo, hi), ref_row["psnr_out"],
-                                                                  tolerance="psnr", direction="higher_better"),
-                            "source": "original code (shared notes)"})
-    write_summary(prm, PAPER, items, claims, comparisons, scale)
+            continue  # Set68 with the authors' checkpoints: the paper profile
+        comparisons.append(V.compare(sub.psnr_out.to_numpy(), ref_row["psnr_out"],
+                                     item="Slide: generalization to other noise levels",
+                                     cell=cell, metric="psnr", setting=setting,
+                                     situation="own" if setting == "paper" else "retrained",
+                                     uncertainty="images", source="original code (shared notes)", precondition=pre))
+    write_summary(prm, PAPER, items, claims, comparisons, scale, setting)
+
+
+def _precondition(prm: dict) -> str:
+    """Why the run cannot test the paper's claims (its denoisers barely denoise), or ''."""
+    from replicate.report.common import failed_preconditions
+
+    return failed_preconditions(prm, PAPER, lambda name: not name.startswith("universal")).get("mohan2020_models", "")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm import tqdm
+from replicate.progress import bar as progress_bar
 
 from replicate.denoisers.base import Denoiser
 
@@ -59,7 +59,7 @@ def song_ermon_sample(denoiser: Denoiser, shape, sigmas, *, eps: float, T: int, 
     algorithm."""
     x = torch.rand(shape, generator=generator, dtype=dtype) if x0 is None else x0.clone()
     sigma_L = sigmas[-1]
-    for i, sigma in enumerate(tqdm(sigmas, desc="Song-Ermon synthesis", disable=not progress)):
+    for i, sigma in enumerate(progress_bar(sigmas, desc="Song-Ermon synthesis", disable=not progress)):
         alpha = eps * sigma**2 / sigma_L**2
         for _ in range(T):
             x = x + 0.5 * alpha * denoiser.score(x, sigma) + math.sqrt(alpha) * _noise(x.shape, generator, x)
@@ -90,7 +90,7 @@ def snips(denoiser: Denoiser, op, y: torch.Tensor, sigma_0: float, sigmas, *, ep
     c = eps / sigmas[-1] ** 2
     yb_full = torch.zeros_like(xb)
     yb_full[:, :r] = yb
-    for i, sigma in enumerate(tqdm(sigmas, desc="SNIPS", disable=not progress)):
+    for i, sigma in enumerate(progress_bar(sigmas, desc="SNIPS", disable=not progress)):
         cleaner = observed & (s * sigma > sigma_0)      # measurement less noisy than the current level
         noisier = observed & ~cleaner                   # measurement noisier: prior + likelihood
         step = torch.full_like(s, c * sigma**2)

@@ -13,10 +13,13 @@ Randomness comes only from the explicit ``generator`` (drawn on the CPU, then mo
 numbers on any device layout.
 
 DPS step (paper Alg. 1; the released code's form): after the ancestral step x'_{t-1} ~ p(x_{t-1} | x_t),
-    x_{t-1} = x'_{t-1} - zeta_t * grad_{x_t} ||y - A(x0_hat(x_t))||
-with the norm in [-1, 1] units (noise.dps_norm). The paper writes zeta_t grad ||r||^2 with zeta_t = zeta' / ||r||,
-which is the same step with zeta' = scale / 2. Table 5's schedules are ``step_schedule``:
-  "constant"     zeta_t = scale (the paper's choice)
+    x_{t-1} = x'_{t-1} - scale_t * grad_{x_t} ||y - A(x0_hat(x_t))||
+with the norm in [-1, 1] units (noise.dps_norm). ``dps`` takes ``scale`` in the released code's convention (its
+configs' ``conditioning.params.scale``). The paper writes zeta_t grad ||r||^2 with zeta_t = zeta' / ||r|| (Sec. 3
+footnote), i.e. 2 zeta' grad ||r||: the same step with scale = 2 zeta' (``zeta_to_scale``). params.yaml states
+every DPS step size as the paper's zeta' and the stages convert with ``zeta_to_scale``. Table 5's schedules are
+``step_schedule``:
+  "constant"     scale_t = scale (the paper's choice)
   "linear"       scale * (remaining steps / total): decays linearly to 0 at the end
   "exponential"  scale * decay ** (steps taken): the decay constant was lost in the extraction (setting)
   "likelihood"   zeta_t = 1 on the gradient of -log p(y | x0_hat) = ||y - A x0_hat||^2 / (2 sigma_y^2) (eq. 16
@@ -34,11 +37,30 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from replicate.progress import bar as progress_bar
 
 from replicate.denoisers.vp import VPSchedule, space_timesteps
 
 STEP_SCHEDULES = ("constant", "linear", "exponential", "likelihood", "posterior")
+#: schedules whose step multiplies the gradient of the residual norm (the ones a zeta' describes)
+NORM_SCHEDULES = ("constant", "linear", "exponential")
+#: timestep spacings of ``respaced``: "even" = improved-DDPM's evenly spaced steps, first and last included
+#: (0, 53, ..., 999 for 20 of 1000); "skip" = the DDRM / DDIM code's uniform skip, range(0, T, T // n)
+#: (0, 50, ..., 950 for 20 of 1000)
+SPACINGS = ("even", "skip")
+
+
+def zeta_to_scale(zeta: float, step_schedule: str = "constant") -> float:
+    """The released DPS code's ``scale`` for the paper's step size zeta': scale = 2 zeta'.
+
+    The paper steps by zeta_i grad ||y - A x0_hat||^2 with zeta_i = zeta' / ||y - A x0_hat|| (Sec. 3 footnote 5), and
+    grad ||r||^2 = 2 ||r|| grad ||r||, so its step is 2 zeta' grad ||r||; the code steps by scale * grad ||r||
+    (guided_diffusion/condition_methods.py, PosteriorSampling). E.g. the Gaussian-deblurring config's scale 0.3 is
+    zeta' = 0.15. For the "likelihood" and "posterior" schedules the value is a plain multiplier of the gradient of
+    -log p(y | x0_hat) (1 = eq. 16 literally), not a zeta', and is returned unchanged."""
+    if step_schedule not in STEP_SCHEDULES:
+        raise ValueError(f"step_schedule must be one of {STEP_SCHEDULES}, got {step_schedule!r}")
+    return 2.0 * float(zeta) if step_schedule in NORM_SCHEDULES else float(zeta)
 
 
 @dataclass
@@ -49,13 +71,28 @@ class SampleResult:
     trace: dict = field(default_factory=dict)
 
 
-def respaced(model, steps: int):
-    """The same x0-predictor on ``steps`` evenly spaced timesteps of its schedule (improved-DDPM respacing)."""
+def skip_timesteps(num_steps: int, count: int) -> list[int]:
+    """The DDRM code's uniform schedule (runners/diffusion.py, sample_image): skip = num_steps // count,
+    range(0, num_steps, skip); for 20 of 1000: 0, 50, ..., 950 (ascending; the sampler walks them from 950 down to
+    0, then to the clean estimate). Where count does not divide num_steps this gives more than count steps, as the
+    DDRM code does (e.g. 3 of 1000: 0, 333, 666, 999)."""
+    if not 1 <= count <= num_steps:
+        raise ValueError(f"cannot pick {count} timesteps out of {num_steps}")
+    return list(range(0, num_steps, num_steps // count))
+
+
+def respaced(model, steps: int, spacing: str = "even"):
+    """The same x0-predictor on ``steps`` timesteps of its schedule (improved-DDPM respacing: the kept steps keep
+    their marginals): ``spacing`` "even" = evenly spaced, first and last included (``space_timesteps``); "skip" =
+    the DDRM code's uniform skip (``skip_timesteps``)."""
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
     base = model.schedule
-    if steps == base.num_steps:
+    keep = space_timesteps(base.num_steps, steps) if spacing == "even" else skip_timesteps(base.num_steps, steps)
+    if len(keep) == base.num_steps:
         return model
     new = copy.copy(model)  # shares the network, not the schedule
-    new.schedule = base.respace(space_timesteps(base.num_steps, steps))
+    new.schedule = base.respace(keep)
     return new
 
 
@@ -134,7 +171,7 @@ def dps(model, operator, noise, y: torch.Tensor, *, scale: float, generator: tor
     if step_schedule not in STEP_SCHEDULES:
         raise ValueError(f"step_schedule must be one of {STEP_SCHEDULES}, got {step_schedule!r}")
     trace = {"residual": []}
-    for i, t in enumerate(tqdm(range(n - 1, -1, -1), desc="DPS", disable=not progress, leave=False)):
+    for i, t in enumerate(progress_bar(range(n - 1, -1, -1), desc="DPS", disable=not progress, leave=False)):
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             out = model.predict(x_in, t)
@@ -227,7 +264,7 @@ def projection_sampler(model, operator, noise, y: torch.Tensor, *, generator: to
     n = s.num_steps
     x = _randn((y.shape[0], *operator.shape), generator, y)
     y_pm1 = measurement_pm1(operator, y, x)
-    for t in tqdm(range(n - 1, -1, -1), desc="MCG" if mcg_scale else "Score-SDE", disable=not progress, leave=False):
+    for t in progress_bar(range(n - 1, -1, -1), desc="MCG" if mcg_scale else "Score-SDE", disable=not progress, leave=False):
         with torch.enable_grad() if mcg_scale else torch.no_grad():
             x_in = x.detach().requires_grad_(bool(mcg_scale))
             out = model.predict(x_in, t)
@@ -249,11 +286,59 @@ def projection_sampler(model, operator, noise, y: torch.Tensor, *, generator: to
 
 
 # ================================================================================================== DDRM
+SVD_CUTS = ("factors", "product")
+
+
+def _separable_factors(operator):
+    """(1-D singular values of R_h, of R_w, channels) of a separable operator A = R_h (x) R_w per channel (bicubic
+    SR, the reflect-boundary Gaussian blur), or None. Checked against ``operator.singulars()``, whose layout is
+    outer(s_h, s_w) per channel (replicate/operators/linear.py, SeparableOperator)."""
+    from replicate.operators.linear import SeparableOperator
+
+    sep = operator if isinstance(operator, SeparableOperator) else getattr(operator, "_sep", None)
+    if not isinstance(sep, SeparableOperator):
+        return None
+    sh = torch.linalg.svdvals(sep.Rh.double())
+    sw = torch.linalg.svdvals(sep.Rw.double())
+    c = sep.shape[0]
+    full = operator.singulars().double()
+    if full.numel() != c * sh.numel() * sw.numel() or not torch.allclose(
+            torch.outer(sh, sw).expand(c, -1, -1).reshape(-1), full, rtol=1e-8, atol=1e-12):
+        return None
+    return sh, sw, c
+
+
+def cut_singulars(operator, s_min: float, cut: str = "factors") -> torch.Tensor:
+    """The operator's singular values (its ``singulars()`` layout, float64) with the small ones set to zero
+    (= unobserved for DDRM).
+
+    cut "factors" (the DDRM code, functions/svd_replacement.py ``Deblurring``: ``singulars_small[singulars_small <
+    ZERO] = 0`` with ZERO = 3e-2 on the 1-D convolution's SVD, before forming the products): on a separable operator
+    the 1-D singular values below ``s_min`` (absolute, as the code's ZERO; the 1-D factors of a normalised blur
+    have largest singular value ~1) are zeroed, and with them every product they enter. Operators without 1-D
+    factors fall back to "product".
+    cut "product" (the project's former rule): the products below ``s_min`` * max are zeroed; that zeroes more
+    coefficients (e.g. 61429 vs 60352 per channel for the 61 x 61, std 3 blur at 256 px).
+    s_min = 0 keeps every singular value."""
+    if cut not in SVD_CUTS:
+        raise ValueError(f"cut must be one of {SVD_CUTS}, got {cut!r}")
+    sing = operator.singulars().double()
+    if s_min <= 0:
+        return sing
+    factors = _separable_factors(operator) if cut == "factors" else None
+    if factors is None:
+        return torch.where(sing < s_min * sing.max(), torch.zeros_like(sing), sing)
+    sh, sw, c = factors
+    keep = torch.outer(sh >= s_min, sw >= s_min).expand(c, -1, -1).reshape(-1).to(sing.device)
+    return torch.where(keep, sing, torch.zeros_like(sing))
+
+
 def ddrm(model, operator, noise, y: torch.Tensor, *, generator: torch.Generator, eta: float = 0.85,
-         eta_b: float = 1.0, s_min: float = 0.0, progress: bool = False) -> SampleResult:
+         eta_b: float = 1.0, s_min: float = 0.0, cut: str = "factors", progress: bool = False) -> SampleResult:
     """Denoising diffusion restoration models (Kawar et al. 2022), the efficient_generalized_steps of the DDRM code,
     in the spectral basis of A = U diag(s) V^T. ``model.schedule`` gives the (DDIM-respaced) steps: DPS compares
-    with 20 NFE, eta = 0.85, eta_b = 1.
+    with 20 NFE, eta = 0.85, eta_b = 1; the DDRM code's 20 steps are timesteps 0, 50, ..., 950
+    (``respaced(model, 20, spacing="skip")``), walked from 950 down.
 
     With x_t / sqrt(abar_t) = x0 + sigma_t n (sigma_t = sqrt((1 - abar_t) / abar_t)), per spectral coefficient:
       s_i = 0 (unobserved):        DDIM step on the prior, noise share eta
@@ -262,8 +347,9 @@ def ddrm(model, operator, noise, y: torch.Tensor, *, generator: torch.Generator,
       s_i sigma_next > sigma_y:    the measurement is less noisy: sample around y/s_i (eta_b = 1) with the missing
                                    variance sigma_next^2 - sigma_y^2 / s_i^2
     Gaussian noise only (sigma_y on the [-1, 1] scale of the model = 2 sigma01).
-    ``s_min``: singular values below s_min * max(s) are treated as zero (unobserved). The DDRM code does this for
-    deblurring (its ZERO = 3e-2, as we recall it; not stated in either paper); 0 = use every singular value.
+    ``s_min``, ``cut``: small singular values are treated as zero (unobserved), see ``cut_singulars``: by default
+    the 1-D singular values of a separable operator below s_min, as the DDRM code's deblurring (ZERO = 3e-2; not
+    stated in either paper); 0 = use every singular value.
     """
     if not operator.svd_available:
         raise TypeError(f"DDRM needs the SVD of A; {type(operator).__name__} has none (DPS reports '-' here)")
@@ -274,14 +360,13 @@ def ddrm(model, operator, noise, y: torch.Tensor, *, generator: torch.Generator,
     n = s.num_steps
     x = _randn((y.shape[0], *operator.shape), generator, y)
     y_pm1 = measurement_pm1(operator, y, x)
-    sing = operator.singulars().to(device=x.device, dtype=x.dtype)
-    sing = torch.where(sing < s_min * sing.max(), torch.zeros_like(sing), sing)
+    sing = cut_singulars(operator, s_min, cut).to(device=x.device, dtype=x.dtype)
     r = sing.numel()
     observed = sing > 0
     safe = torch.where(observed, sing, torch.ones_like(sing))
     Uy = operator.U_T(y_pm1)[:, :r]
     Sinv_Uy = Uy / safe
-    for t in tqdm(range(n - 1, -1, -1), desc="DDRM", disable=not progress, leave=False):
+    for t in progress_bar(range(n - 1, -1, -1), desc="DDRM", disable=not progress, leave=False):
         with torch.no_grad():
             ab = float(s.alphas_cumprod[t])
             ab_next = float(s.alphas_cumprod_prev[t])

@@ -21,6 +21,9 @@ Conventions fixed here (the paper leaves them open):
     whose sigma_t <= sigma_L (paper: "while sigma_{t-1} >= sigma_L").
   * The returned sample is the denoised last iterate y_T + f(y_T) (original: ``y - model(y)``); the last
     iterate itself is kept too.
+  * An image whose sigma_t is still above sigma_L after max_iter steps stops there and is reported as not
+    converged (``SamplerResult.converged`` False, with its last sigma_t): a result of the run, recorded per image,
+    not a crash of the batch. ``raise_if_diverged()`` turns it into SamplerDiverged where a caller wants that.
 """
 from __future__ import annotations
 
@@ -53,10 +56,24 @@ class SamplerResult:
     trace: dict[str, torch.Tensor] = field(default_factory=dict)
     # sigma: ||d_t||/sqrt(N); h: h_t; gamma: gamma_t; removed: ||h_t d_t||; injected: ||gamma_t z_t||
     # (divide removed/injected by sqrt(N) for the paper's Fig. 12 units h_t sigma_t and ~gamma_t)
+    converged: torch.Tensor | None = None   # (n,) bool: sigma_t reached sigma_L within max_iter steps
+    final_sigma: torch.Tensor | None = None  # (n,) the last sigma_t of each image
+    message: str = ""                        # why some images did not converge (empty when all did)
 
     @property
     def n_steps(self) -> int:
         return int(self.steps.max()) if self.steps.numel() else 0
+
+    def status(self, k: int) -> str:
+        """'ok', or 'diverged: <why>' for image k (what the per-image rows record)."""
+        if self.converged is None or bool(self.converged[k]):
+            return "ok"
+        return f"diverged: sigma_t {float(self.final_sigma[k]):.4g} still above sigma_L after {int(self.steps[k])} steps"
+
+    def raise_if_diverged(self) -> "SamplerResult":
+        if self.message:
+            raise SamplerDiverged(self.message)
+        return self
 
 
 def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *, sigma0, sigmaL, h0, beta,
@@ -68,26 +85,28 @@ def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *
         raise ValueError(f"h0 must be in (0, 1], got {h0}")
     y = y0.clone()
     n, dim = y.shape[0], y[0].numel()
+    max_sigma = getattr(denoiser, "max_sigma", float("inf"))
     sigma_prev = torch.full((n,), float(sigma0), dtype=y.dtype, device=y.device)
     active = torch.ones(n, dtype=torch.bool, device=y.device)
     steps = torch.zeros(n, dtype=torch.long)
     all_idx = torch.arange(n, device=y.device)
     names = ("sigma", "h", "gamma", "removed", "injected")
     trace = {k: [] for k in names}
-    calls, t = 0, 0
+    calls, t, message = 0, 0, ""
     while bool(active.any()):
         t += 1
         if t > max_iter:
-            raise SamplerDiverged(
-                f"sigma_t still above sigma_L={sigmaL} for {int(active.sum())}/{n} images after max_iter={max_iter} "
-                f"steps (current sigma: {sigma_prev[active].max().item():.4g}); the injected noise outweighs the "
-                f"step: raise beta (now {beta}) or h0 (now {h0}), raise max_iter, or check the denoiser")
+            message = (f"sigma_t still above sigma_L={sigmaL} for {int(active.sum())}/{n} images after "
+                       f"max_iter={max_iter} steps (current sigma: {sigma_prev[active].max().item():.4g}); the injected "
+                       f"noise outweighs the step: raise beta (now {beta}) or h0 (now {h0}), raise max_iter, or check "
+                       f"the denoiser")
+            break
         everyone = bool(active.all())  # the common case: no gather/scatter copies of the batch
         idx = all_idx if everyone else active.nonzero().flatten()
         h = step_size(t, h0)
         ya = y if everyone else y[idx]
-        with torch.no_grad():
-            f = denoiser.residual(ya, sigma_prev if everyone else sigma_prev[idx])
+        with torch.no_grad():  # sigma_t may overshoot sigma0 slightly at t = 1: keep it in the denoiser's range
+            f = denoiser.residual(ya, (sigma_prev if everyone else sigma_prev[idx]).clamp(max=max_sigma))
         calls += 1
         d = direction(ya, f, idx)
         sigma = d.flatten(1).norm(dim=1) / math.sqrt(dim)  # sigma_t^2 = ||d_t||^2 / N
@@ -114,10 +133,11 @@ def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *
             callback(t, y, {"sigma": sigma, "h": h, "gamma": gamma, "index": idx})
 
     with torch.no_grad():
-        denoised = y + denoiser.residual(y, sigma_prev)
+        denoised = y + denoiser.residual(y, sigma_prev.clamp(max=max_sigma))
     calls += 1
     trace_t = {k: (torch.stack(v) if v else torch.empty(0, n)) for k, v in trace.items()}
-    return SamplerResult(denoised=denoised, last_iterate=y, steps=steps, denoiser_calls=calls, trace=trace_t)
+    return SamplerResult(denoised=denoised, last_iterate=y, steps=steps, denoiser_calls=calls, trace=trace_t,
+                         converged=~active.cpu(), final_sigma=sigma_prev.detach().cpu(), message=message)
 
 
 def sample_prior(denoiser: Denoiser, shape, n: int, *, sigma0: float = 1.0, sigmaL: float = 0.01,

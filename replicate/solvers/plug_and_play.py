@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
+from replicate.progress import bar as progress_bar
 
 from replicate.denoisers.base import Denoiser
 from replicate.solvers._linalg import cg
@@ -88,7 +88,7 @@ def pnp_admm(denoiser: Denoiser, op, y: torch.Tensor, sigma_y: float, *, rho: fl
     aty = op.adjoint(y, like=x) / sigma_y**2
     normal = lambda z: op.adjoint(op(z), like=z) / sigma_y**2 + rho * z  # noqa: E731
     trace = SolverTrace()
-    for k in tqdm(range(iters), desc="PnP-ADMM", disable=not progress, leave=False):
+    for k in progress_bar(range(iters), desc="PnP-ADMM", disable=not progress, leave=False):
         prev = v
         x = conjugate_gradient(normal, aty + rho * (v - u), x, iters=cg_iters)
         with torch.no_grad():

@@ -37,8 +37,10 @@ def fixed_point_sd(model: NoiseModel, y: torch.Tensor, s: torch.Tensor, iters: i
                    trace: list | None = None) -> torch.Tensor:
     """Algorithm 2: x <- Sigma(x) s + y from x = y, Sigma(x) = diag(ax+b)^2 or A^T diag(ax+b)^2 A.
 
-    Note (ours): the map's derivative is 2 a (a x + b) s ~ 2 a (x - y)/(a x + b), which exceeds 1 in magnitude where
-    the noise is larger than half its standard deviation at a = 0.98, so the 10 paper iterations need not converge;
+    Note (ours): the map's derivative is 2 a (a x + b) s ~ 2 a (x - y)/(a x + b), i.e. 2a times the noise in units of
+    its standard deviation. At the official code's a = 25/255 (the default) that is a contraction with factor ~0.2,
+    and 10 iterations reach the root to ~1e-7 of the starting distance; at the printed a = 0.98 it exceeds 1 wherever
+    the noise is larger than half its standard deviation, and the 10 iterations end far from the root.
     `quadratic_sd` gives the exact root of the pixelwise (no-A) case for comparison, and `trace` records the step sizes.
     """
     a, b = model.params["a"], model.params["b"]

@@ -1,0 +1,52 @@
+"""dvc.yaml, generated from the stage declarations, so that its dependencies are complete by construction.
+
+Each stage's deps are its code (the import closure of its module: replicate.pipeline.codedeps), its params schema and
+the inputs it declares; its params are `profile`, `seed` and the sections it declares; its outs are committed to git
+(`cache: false`). `python -m replicate dvc-yaml` rewrites the file; `make check` fails when the committed file differs
+from what the declarations give.
+"""
+from __future__ import annotations
+
+import json
+
+from replicate.pipeline.manifest import dependency_paths
+from replicate.pipeline.stage import PROFILE, Stage
+
+HEADER = """\
+# GENERATED from the stage declarations (replicate/stages.py and the STAGES of each experiment module) by
+# `python -m replicate dvc-yaml`; do not edit by hand: `make check` fails when this file and the declarations differ.
+# One command regenerates everything: `dvc repro` (profile from params.yaml; `dvc exp run -S profile=paper`).
+# Outputs go to <kind>/${profile}/<paper>/ so the profiles never overwrite each other, and are committed to git
+# (cache: false); every stage also writes a manifest (results/${profile}/manifests/<stage>.json) naming the code,
+# inputs and parameters it ran on.
+"""
+
+
+def _dvc_path(path: str) -> str:
+    return path.replace(PROFILE, "${profile}")
+
+
+def stage_yaml(stage: Stage) -> list[str]:
+    deps = dependency_paths(stage, PROFILE)
+    params = (["profile", "seed"] if stage.per_profile else []) + list(stage.sections)
+    lines = [f"  {stage.name}:", f"    cmd: python -m replicate {stage.name}"]
+    if stage.about:
+        lines.insert(1, f"    desc: {json.dumps(stage.about, ensure_ascii=False)}")
+    lines.append("    deps:")
+    lines += [f"      - {_dvc_path(d)}" for d in deps]
+    lines.append("    params:")
+    lines += [f"      - {p}" for p in params]
+    lines.append("    outs:")
+    for out in stage.all_outs:
+        lines.append(f"      - {_dvc_path(out)}:")
+        lines.append("          cache: false")
+        if out in stage.persist:
+            lines.append("          persist: true")
+    return lines
+
+
+def render(stages: list[Stage]) -> str:
+    lines = [HEADER.rstrip("\n"), "stages:"]
+    for stage in stages:
+        lines += stage_yaml(stage) + [""]
+    return "\n".join(lines).rstrip("\n") + "\n"
