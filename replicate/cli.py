@@ -2,7 +2,10 @@
 
     python -m replicate list                          # every stage, in pipeline order, with what it does
     python -m replicate mohan2020_generalization      # one stage, profile from params.yaml
-    REPLICATE_PROFILE=smoke python -m replicate mohan2020_models
+    python -m replicate kadkhodaie2021                # every stage of one paper, then its report
+    python -m replicate mohan2020_models --profile smoke   # (or REPLICATE_PROFILE=smoke)
+    python -m replicate kadkhodaie2021 --prior mypriors:nlm   # another prior (REPLICATE_PRIOR); results go to
+                                                      # results/<profile>-prior-mypriors-nlm/, marked analogue
     python -m replicate dvc-yaml [--check]            # regenerate dvc.yaml from the stage declarations
     python -m replicate check                         # stale or edited results of any committed profile -> exit 1
     python -m replicate check-repro [--profile mini]  # recompute a seeded sample of committed rows and compare
@@ -21,10 +24,11 @@ COMMANDS = ("list", "dvc-yaml", "check", "check-repro")
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from replicate.assets.registry import AssetError
+    from replicate.denoisers.priors import PriorError
     from replicate.params import ParamsError
     from replicate.pipeline.stage import UnknownStage
 
-    return (ParamsError, AssetError, FileNotFoundError, UnknownStage)
+    return (ParamsError, AssetError, FileNotFoundError, UnknownStage, PriorError)
 
 
 def _list() -> int:
@@ -68,8 +72,15 @@ def main(argv=None) -> int:
     parser.add_argument("command", help="a stage name (see `list`) or one of: " + ", ".join(COMMANDS))
     parser.add_argument("rest", nargs="*", help="`<paper> <stage>` is accepted for `<paper>_<stage>`")
     parser.add_argument("--check", action="store_true", help="dvc-yaml: only compare, do not write")
+    parser.add_argument("--profile", help="mini | smoke | paper (default: params.yaml's; REPLICATE_PROFILE)")
+    parser.add_argument("--prior", help="a prior name or 'package.module:factory' in place of the papers' learned "
+                                        "prior (REPLICATE_PRIOR; see replicate/denoisers/priors.py)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
+    if args.profile:
+        os.environ["REPLICATE_PROFILE"] = args.profile
+    if args.prior:
+        os.environ["REPLICATE_PRIOR"] = args.prior
     debug = args.debug or os.environ.get("REPLICATE_DEBUG", "") not in ("", "0")
     try:
         if args.command == "list":
@@ -78,8 +89,12 @@ def main(argv=None) -> int:
             return _dvc_yaml(args.check)
         name = args.command if not args.rest else "_".join([args.command, *args.rest])  # `<paper> <stage>` also works
         from replicate.pipeline.run import main_for
-        from replicate.stages import get
+        from replicate.stages import PAPERS, get, paper_stages
 
+        if name in PAPERS:   # a whole paper: its stages in pipeline order, then its report
+            for stage in paper_stages(name):
+                main_for(stage)
+            return 0
         return main_for(get(name))
     except _expected_errors() as exc:
         if debug:

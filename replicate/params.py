@@ -33,7 +33,9 @@ import yaml
 
 PROFILES = ("mini", "smoke", "paper")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TOP_LEVEL = {"profile", "seed", "launcher"}      # keys of params.yaml that are not paper sections
+TOP_LEVEL = {"profile", "seed", "launcher", "prior"}      # keys of params.yaml that are not paper sections
+#: the sections whose learned prior the top-level `prior` replaces (replicate.denoisers.priors.resolve)
+PRIOR_SECTIONS = ("kawar2021", "chung2023", "elad_lecture", "kadkhodaie2021")
 
 
 class ParamsError(ValueError):
@@ -191,4 +193,22 @@ def load(section: str, path: str | os.PathLike | None = None, profile: str | Non
         merged["seed"] = int(everything.get("seed", 0))
     except (TypeError, ValueError):
         raise ParamsError(f"{path.name}: seed must be an integer, got {everything.get('seed')!r}") from None
+    if section in PRIOR_SECTIONS:
+        merged["prior_override"], merged["prior_source"] = prior_override(everything, path)
     return merged
+
+
+def prior_override(everything: dict, path: Path) -> tuple[object, str]:
+    """(the user's prior or None, where it came from): REPLICATE_PRIOR (the CLI's --prior) over params.yaml's
+    top-level `prior` ("default": each paper's own prior)."""
+    env = os.environ.get("REPLICATE_PRIOR")
+    value, source = (env, "environment") if env else (everything.get("prior", "default"), "params")
+    if value in (None, "default"):
+        return None, source
+    if isinstance(value, dict):
+        if "kind" not in value:
+            raise ParamsError(f"{path.name}: prior: a mapping needs kind (a prior name or plugin), got {value}")
+    elif not isinstance(value, str) or not value:
+        raise ParamsError(f"{path.name}: prior must be default, a prior name, 'package.module:factory' or a mapping "
+                          f"with kind, got {value!r}")
+    return value, source

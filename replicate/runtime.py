@@ -38,16 +38,33 @@ def project_root() -> Path:
     return cwd if (cwd / "params.yaml").exists() else REPO_ROOT
 
 
+def run_name(prm: dict) -> str:
+    """The folder name of a run: the profile; `<profile>-prior-<name>` when the prior was replaced from the
+    environment (`--prior`, REPLICATE_PRIOR), so that such a run never overwrites the results params.yaml describes
+    (a prior set in params.yaml is tracked by DVC and writes the usual folders)."""
+    override = prm.get("prior_override")
+    if override is None or prm.get("prior_source") != "environment":
+        return prm["profile"]
+    name = override.get("target", override.get("kind")) if isinstance(override, dict) else str(override)
+    slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+    return f"{prm['profile']}-prior-{slug}"
+
+
 def results_dir(prm: dict, paper: str) -> Path:
-    return project_root() / "results" / prm["profile"] / paper
+    return project_root() / "results" / run_name(prm) / paper
+
+
+def arrays_dir(prm: dict, paper: str, what: str) -> Path:
+    """Where the per-image stage `<paper>_<what>` keeps the images its figures need (pipeline.stage.per_image_stage)."""
+    return results_dir(prm, paper) / f"{what}_arrays"
 
 
 def figures_dir(prm: dict, paper: str) -> Path:
-    return project_root() / "figures" / prm["profile"] / paper
+    return project_root() / "figures" / run_name(prm) / paper
 
 
 def tables_dir(prm: dict, paper: str) -> Path:
-    return project_root() / "tables" / prm["profile"] / paper
+    return project_root() / "tables" / run_name(prm) / paper
 
 
 def models_dir(prm: dict, paper: str) -> Path:

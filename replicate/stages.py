@@ -28,12 +28,21 @@ REPORT_MODULE = "replicate.report.build"
 
 
 def report_stage(paper: str, module: str, upstream: list[Stage]) -> Stage:
-    build = importlib.import_module(module).build
+    """`<paper>_report`: builds everything the paper's report module makes from the outputs of its other stages; its
+    headline numbers are DVC metrics (tables/<profile>/metrics/<paper>.json) and the curves its module declares in
+    PLOTS are DVC plots (tables/<profile>/plots/<paper>/<name>.csv)."""
+    report = importlib.import_module(module)
     inputs = sorted({p for s in upstream for p in s.all_outs})
-    return Stage(f"{paper}_report", paper, build, outs=(f"figures/{{profile}}/{paper}", f"tables/{{profile}}/{paper}"),
+    plots = getattr(report, "PLOTS", {})
+    folder = f"tables/{{profile}}/plots/{paper}"
+    defs = tuple({"id": f"{paper}: {spec['title']}", "title": spec["title"], "file": f"{folder}/{name}.csv",
+                  "x": spec["x"], "y": list(spec["y"])} for name, spec in plots.items())
+    return Stage(f"{paper}_report", paper, report.build,
+                 outs=(f"figures/{{profile}}/{paper}", f"tables/{{profile}}/{paper}"),
                  inputs=tuple(inputs), also_reads=tuple(sorted({r for s in upstream for r in s.also_reads})),
                  compare=(f"tables/{{profile}}/{paper}/summary.json",),
-                 about=f"{paper}: tables, figures, claims and the comparison with published numbers")
+                 metrics=(f"tables/{{profile}}/metrics/{paper}.json",), plots=(folder,) if plots else (),
+                 plot_defs=defs, about=f"{paper}: tables, figures, claims and the comparison with published numbers")
 
 
 def paper_stages(paper: str, with_report: bool = True) -> list[Stage]:

@@ -1,4 +1,6 @@
 """Training for Xie et al. 2023: the score network by AR-DAE (Eq. 29) and the baselines on the same U-Net.
+Xie et al. 2023 (Algorithm 1) = training the score of noisy images (this module) + the noise model
+(replicate/noise/xie2023.py) + solving the score equation per noise model (replicate/solvers/score_denoise.py).
 
     ardae            L = E ||u + sigma_a s(y + sigma_a u)||^2 (Eq. 29), sigma_a linear 0.05 -> 1e-6, lowered every 50
                      steps and held at 1e-6 for the last 50 (App. B); sigma_a and the score are in the units of the
@@ -28,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from replicate.progress import bar as progress_bar
 
 from replicate import seeding
 from replicate.io import save_torch
@@ -113,7 +114,7 @@ class FixedNoisyImages:
     A is applied to the crop with a halo of wrapped neighbours, which gives exactly the full image's circular A there.
 
     clean: (C, H, W) uint8 images (8-bit like every dataset used; data.to_uint8 converts [0, 1] floats).
-    noise: a replicate.noise.xie2023.NoiseModel, or None for noise-free pairs.
+    noise: a replicate.noise.xie2023.XieNoiseModel, or None for noise-free pairs.
     """
 
     def __init__(self, clean: list[torch.Tensor], noise=None, *, key: tuple = (), extra_sigma: float = 0.0,

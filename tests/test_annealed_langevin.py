@@ -36,7 +36,7 @@ def test_song_ermon_samples_have_the_prior_moments():
     prior = StationaryGaussianPrior(SHAPE, alpha=2.0, scale=0.2, mean=0.5)
     gen = torch.Generator().manual_seed(0)
     sigmas = geometric_ladder(1.0, 0.005, 30)
-    x = song_ermon_sample(prior, (2000, *SHAPE), sigmas, eps=2e-5, T=20, generator=gen, dtype=torch.float64)
+    x = song_ermon_sample(prior, (2000, *SHAPE), sigmas, eps=2e-5, T=20, generator=gen, dtype=torch.float64).x
     # per-frequency power of the samples vs the prior spectrum S (+ sigma_L^2: the chain targets the sigma_L-noisy prior)
     power = torch.fft.fft2(x - 0.5, norm="ortho").abs().pow(2).mean(0)
     target = prior.spectrum + sigmas[-1] ** 2
@@ -58,7 +58,7 @@ def test_snips_samples_match_the_exact_gaussian_posterior():
     n = 2000
     sigmas = geometric_ladder(1.0, 0.01, 40)
     # eps / sigma_L^2 = 0.5: the "cleaner" coefficients move half-way to y_j / s_j per step (>= 2 would oscillate)
-    x = snips(prior, op, y.expand(n, -1), sigma_0, sigmas, eps=5e-5, T=20, shape=(n, *SHAPE), generator=gen)
+    x = snips(prior, op, y.expand(n, -1), sigma_0, sigmas, eps=5e-5, T=20, shape=(n, *SHAPE), generator=gen).x
     err = (x.mean(0) - mean[0]).abs().max()
     post_sd = cov.diagonal().sqrt().max()
     assert float(err) < 5 * float(post_sd) / n**0.5 + 5e-3, (float(err), float(post_sd))

@@ -13,6 +13,7 @@ import pytest
 
 from replicate import params as P
 from replicate.experiments import chung2023 as C
+from replicate.pipeline.availability import unavailable as availability_of
 from replicate.pipeline.run import run_per_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,7 +116,7 @@ def test_nonuniform_params_and_unavailable_without_bkse_weights(smoke_root, monk
     prm = load(work)
     run_per_image(stage("chung2023_nonuniform").per_image, prm)
     res = work / "results" / "smoke" / "chung2023"
-    why = json.loads((res / "nonuniform.unavailable.json").read_text())["unavailable"]
+    why = availability_of(res, "nonuniform")
     assert set(why) == {"skimage_color"} and "GOPRO_wVAE.pth" in why["skimage_color"]
     assert "drive.google.com" in why["skimage_color"]  # says where to download it by hand
     assert (res / "nonuniform.csv").read_text().strip() == "set,image_index,status"
@@ -134,7 +135,7 @@ def test_nonuniform_stage_runs_with_an_injected_network(smoke_root, monkeypatch)
     monkeypatch.setattr(launch, "_CACHE", {})  # the injected network must not outlive this test
     torch.manual_seed(0)
     net = KernelWizard(nf=8, front_RBs=1, back_RBs=1, kernel_dim=64, extractor_blocks=1).eval().requires_grad_(False)
-    monkeypatch.setattr(C, "bkse_network", lambda prm: net)
+    monkeypatch.setattr(C.common, "bkse_network", lambda prm: net)
     prm = load(work)
     view = C._nonuniform_view(C.effective(prm))
     first = C.nonuniform_rows(view, "skimage_color", 0)
@@ -150,14 +151,14 @@ def test_nonuniform_stage_runs_with_an_injected_network(smoke_root, monkeypatch)
 
     rows = pd.read_csv(res / "nonuniform.csv")
     assert set(rows.method) == {"dps", "mcg"} and rows.psnr.notna().all()
-    assert list((res / "examples_nonuniform").glob("*.pt"))
+    assert list((res / "nonuniform_arrays").glob("*.pt"))
     from replicate.report import chung2023 as R
 
     R.build(prm)
     table = (work / "tables" / "smoke" / "chung2023" / "table4_nonuniform_deblur.md").read_text()
     assert "| DPS (ours) | 41.860 | 0.278 |" in table and "not implemented" in table
     assert (work / "figures" / "smoke" / "chung2023" / "grid_nonuniform_skimage_color_0.png").exists()
-    monkeypatch.setattr(C, "bkse_network", lambda prm: (_ for _ in ()).throw(C.Unavailable("no bkse weights")))
+    monkeypatch.setattr(C.common, "bkse_network", lambda prm: (_ for _ in ()).throw(C.Unavailable("no bkse weights")))
     launch._CACHE.clear()
     run_per_image(stage("chung2023_nonuniform").per_image, prm)  # leave the unavailable state for the other tests
 

@@ -54,7 +54,7 @@ def _residual(op, xs, y):
 
 def test_prior_sampler_variance(prior):
     r = Dm.unconditional(Dm.respaced(DenoiserX0(prior), STEPS), SHAPE, generator=torch.Generator().manual_seed(0), n=N)
-    xs = Dm.to01(r.x_pm1)
+    xs = Dm.to01(r.diagnostics["x_pm1"])
     assert abs(float(xs.mean()) - 0.5) < 0.02
     assert float(xs.reshape(N, -1).var(0).mean()) == pytest.approx(prior.scale**2, rel=0.15)
 
@@ -65,7 +65,7 @@ def test_dps_close_to_exact_posterior(prior, name, kw):
     op, noise, y, pm, exact = _problem(prior, name, **kw)
     r = Dm.dps(Dm.respaced(DenoiserX0(prior), STEPS), op, noise, y, scale=1.0,
                generator=torch.Generator().manual_seed(1))
-    xs = Dm.to01(r.x_pm1)
+    xs = Dm.to01(r.diagnostics["x_pm1"])
     assert r.nfe == STEPS
     err, res, ref = _relerr(xs, pm, prior), _residual(op, xs, y), _residual(op, exact, y)
     print(f"DPS {name}: mean rel. error {err:.3f}, residual {res:.4f} vs exact posterior {ref:.4f}")
@@ -81,7 +81,7 @@ def test_dps_deterministic_and_poisson_runs(prior):
     b = Dm.dps(model, op, noise, y[:2], scale=1.0, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a.x, b.x)
     pois = PoissonNoise(rate=1.0)
-    yp = pois.sample(op(Dm.to01(a.x_pm1)), torch.Generator().manual_seed(0))
+    yp = pois.sample(op(Dm.to01(a.diagnostics["x_pm1"])), torch.Generator().manual_seed(0))
     for sched in ("linear", "exponential"):
         r = Dm.dps(model, op, pois, yp, scale=0.3, step_schedule=sched, generator=torch.Generator().manual_seed(0))
         assert torch.isfinite(r.x).all()
@@ -99,7 +99,7 @@ def test_ddrm_close_to_exact_posterior(prior, name, kw):
     s_min = 0.03 if name == "gaussian_blur" else 0.0
     r = Dm.ddrm(Dm.respaced(DenoiserX0(prior), STEPS), op, noise, y, s_min=s_min,
                 generator=torch.Generator().manual_seed(1))
-    xs = Dm.to01(r.x_pm1)
+    xs = Dm.to01(r.diagnostics["x_pm1"])
     err = _relerr(xs, pm, prior)
     print(f"DDRM {name}: mean rel. error {err:.3f}")
     assert err < (0.15 if name != "gaussian_blur" else 0.35)
@@ -112,7 +112,7 @@ def test_ddrm_noiseless_inpainting_is_consistent(prior):
     clean = GaussianNoise(0.0)
     y0 = op(prior.sample(1, torch.Generator().manual_seed(5))).expand(4, *SHAPE)
     r = Dm.ddrm(Dm.respaced(DenoiserX0(prior), 20), op, clean, y0, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(op(Dm.to01(r.x_pm1)), y0, atol=1e-10)
+    assert torch.allclose(op(Dm.to01(r.diagnostics["x_pm1"])), y0, atol=1e-10)
 
 
 def test_ddrm_needs_svd():
@@ -125,10 +125,10 @@ def test_projection_copies_measurement_noise(prior):
     op, noise, y, pm, exact = _problem(prior, "super_resolution", factor=2)
     model = Dm.respaced(DenoiserX0(prior), STEPS)
     r = Dm.projection_sampler(model, op, noise, y[:64], generator=torch.Generator().manual_seed(1))
-    assert _residual(op, Dm.to01(r.x_pm1), y[:64]) < 1e-8            # fits the noise exactly
+    assert _residual(op, Dm.to01(r.diagnostics["x_pm1"]), y[:64]) < 1e-8            # fits the noise exactly
     assert _residual(op, exact, y) > 0.5 * 4 * noise.sigma01           # exact posterior does not (m = 16)
     m = Dm.projection_sampler(model, op, noise, y[:8], mcg_scale=0.5, generator=torch.Generator().manual_seed(1))
-    assert _residual(op, Dm.to01(m.x_pm1), y[:8]) < 1e-8
+    assert _residual(op, Dm.to01(m.diagnostics["x_pm1"]), y[:8]) < 1e-8
     t = Dm.project_measurement(op, torch.zeros(1, *SHAPE, dtype=torch.float64), y[:1], mode="transpose")
     assert torch.allclose(t, op.adjoint(y[:1]))
 

@@ -41,7 +41,7 @@ def paper(gpu: bool = True) -> dict:
 def spy(monkeypatch):
     """run_method with an analytic prior in place of the checkpoints and the samplers replaced by recorders."""
     prior = StationaryGaussianPrior((1, 8, 8), alpha=2.0, scale=0.2, mean=0.5)
-    monkeypatch.setattr(C, "x0_model_cached", lambda prm, kind: DenoiserX0(prior))
+    monkeypatch.setattr(C.common, "prior_cached", lambda prm, spec: prior)
     calls = []
 
     def record(name):

@@ -10,11 +10,11 @@ import torch
 from conftest import smoke_env
 from replicate.denoisers.classical import NonLocalMeans, TotalVariation, WaveletShrinkage, tune_weight_factor
 from replicate.metrics import psnr
-from replicate.operators.compressive import RandomOrthogonalProjection
+from replicate.operators.base import make_operator
 
 
 def test_compressive_sensing_operator_adjoint_svd_and_pseudo_inverse():
-    op = RandomOrthogonalProjection(ratio=0.125, seed=3, shape=(2, 8, 8))
+    op = make_operator("compressive_sensing", ratio=0.125, seed=3, shape=(2, 8, 8))   # the lecture's cs_12.5
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 2, 8, 8, generator=gen)
     y = torch.randn(3, 2, 8, generator=gen)
@@ -28,8 +28,8 @@ def test_compressive_sensing_operator_adjoint_svd_and_pseudo_inverse():
     null = op.V_T(x)[:, op.measurement_dim:].reshape(x.shape)
     assert float(op(null).abs().max()) < 1e-5
     # same seed, same matrix; another seed, another one
-    assert torch.equal(RandomOrthogonalProjection(0.125, 3, (2, 8, 8)).Q, op.Q)
-    assert not torch.equal(RandomOrthogonalProjection(0.125, 4, (2, 8, 8)).Q, op.Q)
+    assert torch.equal(make_operator("compressive_sensing", ratio=0.125, seed=3, shape=(2, 8, 8)).Q, op.Q)
+    assert not torch.equal(make_operator("compressive_sensing", ratio=0.125, seed=4, shape=(2, 8, 8)).Q, op.Q)
 
 
 def test_classic_denoisers_denoise_and_keep_shape():

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from replicate import params as P
+from replicate.denoisers.curve import CurvePrior
 from replicate.experiments import kadkhodaie2021 as K
 
 REPO = Path(__file__).resolve().parent.parent
@@ -98,7 +99,7 @@ def test_all_stages_end_to_end_through_the_cli(smoke_root):
 
 
 def test_curve_prior_denoiser_is_the_exact_mmse_of_the_toy():
-    prior = K.CurvePrior.sine(k=2000)
+    prior = CurvePrior.sine(k=2000)
     gaps = (prior.points[1:] - prior.points[:-1]).norm(dim=1)
     assert gaps.max() / gaps.min() < 1.05  # arc-length uniform
     # Miyasawa: x_hat(y) = y + sigma^2 grad log p_sigma(y)

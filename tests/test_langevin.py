@@ -74,8 +74,8 @@ def test_algorithm1_samples_match_closed_form_and_posterior():
     lv = geometric_levels(SIGMA0, 0.01, FINE["rate"])
     res = stochastic_denoise(prior, y, SIGMA0, lv, epsilon=FINE["epsilon"], T=FINE["T"], n_samples=N_MC,
                              seeds=range(N_MC))
-    s = res.samples
-    assert s.shape == (N_MC, 1, 8, 8) and res.denoiser_calls == len(lv) * FINE["T"]
+    s = res.x
+    assert s.shape == (N_MC, 1, 8, 8) and res.nfe == len(lv) * FINE["T"]
     m, v = gaussian_algorithm1_moments(prior.spectrum, 0.5, y, SIGMA0, lv, epsilon=FINE["epsilon"], T=FINE["T"])
     pix_sd = v.mean().sqrt()  # circulant: every pixel has variance mean_k v_k
     # (1) the code implements the recursion: sample mean / per-frequency variance vs the closed form
@@ -99,9 +99,9 @@ def test_algorithm1_is_deterministic_and_batch_invariant():
     prior, x, y = _problem()
     y2 = torch.cat([y, y + 0.01])
     lv = geometric_levels(SIGMA0, 0.01, 0.7)
-    a = stochastic_denoise(prior, y2, SIGMA0, lv, epsilon=1e-5, T=2, n_samples=2, seeds=[1, 2, 3, 4]).samples
-    b = stochastic_denoise(prior, y2, SIGMA0, lv, epsilon=1e-5, T=2, n_samples=2, seeds=[1, 2, 3, 4]).samples
-    c = stochastic_denoise(prior, y2[1:], SIGMA0, lv, epsilon=1e-5, T=2, n_samples=2, seeds=[3, 4]).samples
+    a = stochastic_denoise(prior, y2, SIGMA0, lv, epsilon=1e-5, T=2, n_samples=2, seeds=[1, 2, 3, 4]).x
+    b = stochastic_denoise(prior, y2, SIGMA0, lv, epsilon=1e-5, T=2, n_samples=2, seeds=[1, 2, 3, 4]).x
+    c = stochastic_denoise(prior, y2[1:], SIGMA0, lv, epsilon=1e-5, T=2, n_samples=2, seeds=[3, 4]).x
     assert torch.equal(a, b)
     torch.testing.assert_close(a[2:], c, rtol=0, atol=1e-12)   # a row depends only on its seed, not its batch
     assert not torch.equal(a[0], a[1])                          # two samples of one image differ
@@ -148,6 +148,31 @@ def test_geometric_levels_ends_and_rate():
     assert len(lv) == round(math.log(20.3) / -math.log(0.982))
 
 
+def test_one_geometric_ladder_behind_the_three_callers():
+    """replicate.denoisers.ladders.geometric_ladder makes NCSNv2's ladder, Song & Ermon's / SNIPS's and Kawar et al.'s
+    levels below sigma0, with the numbers each had before (NCSNv2's: numpy's float64 ladder cast to float32)."""
+    import numpy as np
+
+    from replicate.denoisers.ladders import geometric_ladder
+    from replicate.denoisers.ncsnv2 import NCSNV2_CONFIGS, geometric_sigmas
+    from replicate.samplers.annealed_langevin import geometric_ladder as song_ermon_ladder
+
+    for c in NCSNV2_CONFIGS.values():
+        a, b, n = c["sigma_begin"], c["sigma_end"], c["num_classes"]
+        ref = torch.tensor(np.exp(np.linspace(np.log(a), np.log(b), n))).float()
+        assert torch.equal(geometric_sigmas(a, b, n), ref)
+    assert song_ermon_ladder(1.0, 0.01, 40) == [
+        float(s) for s in torch.exp(torch.linspace(math.log(1.0), math.log(0.01), 40))]
+    lv = geometric_levels(0.203, 0.01, 0.982)
+    n = round(math.log(0.203 / 0.01) / -math.log(0.982))
+    assert torch.equal(lv, torch.exp(torch.linspace(math.log(0.203), math.log(0.01), n + 1, dtype=torch.float64))[1:])
+    assert torch.equal(geometric_ladder(0.203, 0.01, rate=0.982)[1:], lv)
+    with pytest.raises(ValueError, match="exactly one"):
+        geometric_ladder(1.0, 0.1)
+    with pytest.raises(ValueError, match="rate"):
+        geometric_ladder(1.0, 0.1, rate=1.5)
+
+
 def test_algorithm2_samples_the_gaussian_inpainting_posterior():
     """Below sigma0 Algorithm 2 uses the exact posterior score of x_i given y^M; after a long chain its samples
     follow the dense Gaussian posterior of x given the observed noisy pixels."""
@@ -165,12 +190,12 @@ def test_algorithm2_samples_the_gaussian_inpainting_posterior():
     A = torch.eye(36, dtype=x.dtype)[keep]
     mean, cov = prior.posterior(A, vec(y)[:, keep], SIGMA0)
     sd = cov.diagonal().sqrt()
-    s = vec(res.samples)
+    s = vec(res.x)
     z = (s.mean(0) - mean.flatten()).abs() / (sd / math.sqrt(N_MC))
     assert float(z.max()) < Z_TOL + 0.05 * math.sqrt(N_MC)
     var_ratio = s.var(0) / cov.diagonal()
     assert abs(float(var_ratio.mean()) - 1) < 0.1
-    assert res.denoiser_calls == (len(above) + len(below)) * 40
+    assert res.nfe == (len(above) + len(below)) * 40
 
 
 def test_algorithm2_misprint_corrections():
@@ -194,4 +219,4 @@ def test_algorithm2_misprint_corrections():
     m = mask[0]
     delta = m * (0 - x0) / (0.5**2 - 0.1**2) + (1 - m) * 7.0
     expect = x0 + alpha * delta + math.sqrt(2 * alpha) * z
-    torch.testing.assert_close(res.samples[0], expect, rtol=0, atol=1e-12)
+    torch.testing.assert_close(res.x[0], expect, rtol=0, atol=1e-12)

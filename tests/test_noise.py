@@ -1,8 +1,11 @@
-"""Measurement noise models: scale conventions, statistics, DPS data terms."""
+"""Noise models: the base class and registry of both families; measurement noise: scales, statistics, DPS terms."""
 import pytest
 import torch
 
-from replicate.noise import GaussianNoise, PoissonNoise, make_noise
+from replicate.noise import (MEASUREMENT_NOISES, NOISES, XIE2023_NOISES, GaussianNoise, MeasurementNoise, NoiseModel,
+                             PoissonNoise, XieNoiseModel, make_noise)
+from replicate.noise.registry import _table
+from replicate.noise.xie2023 import ALL_MODELS, DEFAULT_PARAMS, table1_model, table1_name
 from replicate.operators.base import make_operator
 
 
@@ -66,3 +69,52 @@ def test_registry_errors():
         make_noise("laplace")
     with pytest.raises(ValueError):
         PoissonNoise(likelihood="bogus")
+
+
+# ------------------------------------------------------------------ one base class, one registry (both families)
+def _clean_for(model):
+    """A seeded clean signal on the model's scale: [0, 1] measurements, or a 0-255 image for Xie's models."""
+    x = torch.rand((2, 3, 8, 8), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return 10 + 235 * x if isinstance(model, XieNoiseModel) else x
+
+
+def test_every_registered_model_has_the_common_contract():
+    assert set(NOISES) == set(MEASUREMENT_NOISES) | set(XIE2023_NOISES)
+    assert not set(MEASUREMENT_NOISES) & set(XIE2023_NOISES)
+    for name in NOISES:
+        model = make_noise(name)
+        assert isinstance(model, NoiseModel)
+        assert isinstance(model, MeasurementNoise if name in MEASUREMENT_NOISES else XieNoiseModel)
+        assert model.registered_name == name
+        # every parameter it reports is described
+        values = model.param_values()
+        assert set(values) <= set(model.PARAMS) and all(model.PARAMS[k] for k in values)
+        assert name in model.describe() and all(k in model.describe() for k in values)
+        # seeded: the same generator state gives the same draw, another state another one
+        x = _clean_for(model)
+        y1 = model.sample(x, torch.Generator().manual_seed(3))
+        assert y1.shape == x.shape
+        assert torch.equal(y1, model.sample(x, torch.Generator().manual_seed(3)))
+        if name != "clean":
+            assert not torch.equal(y1, model.sample(x, torch.Generator().manual_seed(4)))
+    assert set(XieNoiseModel.PARAMS) >= set(DEFAULT_PARAMS)
+
+
+def test_registry_builds_xie_models_like_table1_model():
+    for no in ALL_MODELS:
+        assert make_noise(table1_name(no)) == table1_model(no)
+    a, b = make_noise("xie2023_no3", params={"a": 0.98}), table1_model(3, {"a": 0.98})
+    assert a.params == b.params and a.params["a"] == 0.98
+    x = _clean_for(a)
+    assert torch.equal(a.sample(x, torch.Generator().manual_seed(1)), b.sample(x, torch.Generator().manual_seed(1)))
+    assert make_noise("xie2023_no7", poisson_score="exact").poisson_score == "exact"
+    assert make_noise("gaussian", sigma=0.05, scale="01").sigma01 == GaussianNoise(0.05, "01").sigma01
+
+
+def test_registry_is_fixed_and_refuses_clashes():
+    with pytest.raises(TypeError):
+        NOISES["laplace"] = GaussianNoise   # read-only: the registry is the table in registry.py
+    with pytest.raises(ValueError, match="twice"):
+        _table([("gaussian", GaussianNoise), ("gaussian", PoissonNoise)])
+    with pytest.raises(TypeError):
+        NoiseModel()   # abstract: sample() is the contract

@@ -175,3 +175,111 @@ def test_nonuniform_blur_latent_is_fixed_unless_resampled_like_the_dps_code():
     assert not torch.equal(first, second)
     replay = make_operator("nonlinear_blur", net=net, seed=3, resample_latent=True)
     assert torch.equal(replay(x), first) and torch.equal(replay(x), second)       # seeded: the same sequence
+
+
+# ------------------------------------------------------------------------- every registered linear operator
+SMALL_SHAPE = (3, 8, 8)
+
+
+def _two_masks():
+    m = torch.ones(2, 1, 8, 8, dtype=torch.float64)
+    m[0, :, :2] = 0
+    m[1, :, -2:, :] = 0
+    return m
+
+
+# small constructor arguments for every registered linear operator (a new registration must be added here)
+REGISTERED_LINEAR = {
+    "super_resolution": [dict(factor=2)],
+    "gaussian_blur": [dict(kernel_size=5, std=1.0)],
+    "motion_blur": [dict(kernel_size=5, seed=1)],
+    "uniform_blur": [dict(size=3)],
+    "gaussian_blur_circular": [dict(kernel_size=5, std=1.0)],
+    "motion_blur_circular": [dict(kernel_size=5, seed=1)],
+    "uniform_blur_circular": [dict(size=3)],
+    "inpainting": [dict(masks=_two_masks())],
+    "box_inpainting": [dict(box=2, margin=1, n_images=2)],
+    "random_inpainting": [dict(missing=0.5, n_images=2)],
+    "denoising": [dict()],
+    # the orthonormal operators (Kadkhodaie & Simoncelli 2021, compressive sensing)
+    "inpaint_block": [dict(hole=2)],
+    "random_pixels": [dict(keep=0.3, seed=1), dict(keep=0.3, seed=1, per_channel=False)],
+    "block_average": [dict(factor=2)],
+    "low_frequencies": [dict(keep=0.3), dict(keep=0.2, basis="dct")],
+    "compressive_sensing": [dict(ratio=0.25, seed=1), dict(m=40, seed=1, construction="whole_image")],
+}
+LINEAR_CASES = [(name, i) for name, kws in REGISTERED_LINEAR.items() for i in range(len(kws))]
+
+
+def _registered(name, i):
+    return make_operator(name, shape=SMALL_SHAPE, **REGISTERED_LINEAR[name][i])
+
+
+def test_every_registered_linear_operator_is_covered():
+    from replicate.operators.base import registered_operators
+
+    linear = {name for name, cls in registered_operators().items() if cls.linear}
+    assert linear == set(REGISTERED_LINEAR), "add small arguments for new operators to REGISTERED_LINEAR"
+
+
+def _dot(a, b):
+    return (a * b).sum()
+
+
+@pytest.mark.parametrize("name,i", LINEAR_CASES)
+def test_registered_operator_adjoint(name, i):
+    """<A x, y> = <x, A^T y> in float64 to 1e-10 (relative to ||A x|| ||y||)."""
+    op = _registered(name, i)
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(2, *SMALL_SHAPE, generator=gen, dtype=torch.float64)
+    Ax = op(x)
+    y = torch.randn(Ax.shape, generator=gen, dtype=torch.float64)
+    lhs, rhs = _dot(Ax, y), _dot(x, op.adjoint(y, like=x))
+    torch.testing.assert_close(lhs, rhs, rtol=1e-10, atol=1e-10 * float(Ax.norm() * y.norm()))
+
+
+@pytest.mark.parametrize("name,i", [c for c in LINEAR_CASES if _registered(*c).svd_available])
+def test_registered_operator_svd_and_pseudo_inverse(name, i):
+    """A x = U(s * V_T(x)) (first r coefficients), and pseudo_inverse gives least-squares solutions."""
+    op = _registered(name, i)
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(2, *SMALL_SHAPE, generator=gen, dtype=torch.float64)
+    Ax = op(x)
+    s = op.singulars().to(torch.float64)
+    r = s.numel()
+    coef = op.V_T(x)
+    assert coef.shape[1] >= op.input_dim and r <= min(coef.shape[1], op.measurement_dim)
+    z = torch.zeros(2, op.measurement_dim, dtype=torch.float64)
+    z[:, :r] = s * coef[:, :r]
+    scale = float(Ax.norm())
+    torch.testing.assert_close(op.U(z), Ax, rtol=0, atol=1e-10 * scale)
+    # pseudo_inverse(A x) solves A x' = A x (a least-squares solution with zero residual) ...
+    tol = _pinv_tol(op)
+    xp = op.pseudo_inverse(Ax)
+    torch.testing.assert_close(op(xp), Ax, rtol=0, atol=tol * scale)
+    # ... and for any y the normal equations A^T (A A^+ y - y) = 0 hold
+    y = torch.randn(Ax.shape, generator=gen, dtype=torch.float64)
+    normal = op.adjoint(op(op.pseudo_inverse(y)) - y, like=x)
+    assert float(normal.norm()) <= tol * float(s.max()) * float(y.norm())
+
+
+def _pinv_tol(op):
+    """1e-8; 1e-6 for the per-channel compressive sensing, whose Q is stored in float32, so that its pseudo-inverse
+    A^T is exact to float32 rounding only (kept so: the lecture's committed results use it)."""
+    return 1e-6 if getattr(op, "Q", torch.zeros(0, dtype=torch.float64)).dtype == torch.float32 else 1e-8
+
+
+@pytest.mark.parametrize("name,i", [c for c in LINEAR_CASES if c[0] in
+                                    {"inpaint_block", "random_pixels", "block_average", "low_frequencies",
+                                     "compressive_sensing"}])
+def test_orthonormal_operators_have_orthonormal_rows(name, i):
+    """A A^T = I (the per-channel compressive sensing stores Q in float32: orthonormal to float32 rounding)."""
+    from replicate.operators.orthonormal import OrthonormalOperator
+
+    op = _registered(name, i)
+    assert isinstance(op, OrthonormalOperator)
+    y = torch.randn(3, *op.measurement_shape, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+    tol = 1e-6 if getattr(op, "Q", torch.zeros(0, dtype=torch.float64)).dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(op(op.adjoint(y)), y, rtol=0, atol=tol)
+    torch.testing.assert_close(op.pseudo_inverse(y), op.adjoint(y), rtol=0, atol=0)
+    assert torch.equal(op.singulars(), torch.ones_like(op.singulars()))

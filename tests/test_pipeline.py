@@ -88,6 +88,13 @@ def test_dvc_repro_smoke_runs_every_stage_with_complete_declarations(smoke_repo)
     gen = (work / "results" / "smoke" / "mohan2020" / "generalization.csv").read_text().splitlines()
     assert gen[0].startswith("set,image_index,image,model") and len(gen) > 1
     assert not list(work.rglob("*.tmp"))  # nothing half-written left behind
+    # each paper's headline numbers are DVC metrics and its key curves DVC plots
+    metrics = subprocess.run([str(DVC), "metrics", "show", "--json"], cwd=work, env=env, capture_output=True, text=True)
+    shown = json.loads(metrics.stdout)
+    files = {f for rev in shown.values() for f in rev.get("data", {})}
+    assert {f"tables/smoke/metrics/{p}.json" for p in ("mohan2020", "chung2023", "xie2023")} <= files, files
+    curve = (work / "tables" / "smoke" / "plots" / "mohan2020" / "generalization.csv").read_text().splitlines()
+    assert curve[0] == "sigma,dncnn_bias,dncnn_bias_free" and len(curve) > 1
 
     # every stage wrote a manifest, and read only what its dvc.yaml entry declares (deps, its own outputs)
     stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
@@ -119,9 +126,49 @@ def test_smoke_pipeline_run_twice_gives_the_same_numbers(smoke_repo):
     assert " FAIL " not in again.stdout
 
 
-def run_cli(args, cwd, env):
+PLUGIN = """
+import torch
+
+
+def shrink(strength=0.9):
+    # a user's denoiser: pull each pixel towards a 3x3 local mean, more at higher noise (any D(x, sigma) on [0, 1])
+    def D(x, sigma):
+        w = (strength * sigma ** 2 / (sigma ** 2 + 0.01)).reshape(-1, 1, 1, 1)
+        local = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+        return (1 - w) * x + w * local
+    return D
+"""
+
+
+@pytest.mark.timeout(1800)
+def test_a_users_denoiser_reruns_a_paper_as_an_analogue(smoke_repo):
+    """The lecture's thesis as a tool: one plugin denoiser ('module:factory') reruns a paper's stages and report; its
+    results go to their own folders, never over the DVC-tracked ones, and nothing it produces counts as reproduced."""
+    work, env, _ = smoke_repo
+    (work / "my_priors.py").write_text(PLUGIN)
+    tracked = (work / "results" / "smoke" / "kadkhodaie2021" / "inverse.csv").read_bytes()
+    run = run_cli(["kadkhodaie2021", "--prior", "my_priors:shrink", "--profile", "smoke"], work,
+                  env | {"REPLICATE_AUDIT_READS": ""}, timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = "smoke-prior-my-priors-shrink"
+    inverse = (work / "results" / folder / "kadkhodaie2021" / "inverse.csv").read_text().splitlines()
+    assert len(inverse) > 1
+    manifest = json.loads((work / "results" / folder / "manifests" / "kadkhodaie2021_inverse.json").read_text())
+    assert manifest["effective"]["kadkhodaie2021"]["prior_override"] == "my_priors:shrink"
+    assert manifest["folder"] == folder and manifest["profile"] == "smoke"
+    summary = json.loads((work / "tables" / folder / "kadkhodaie2021" / "summary.json").read_text())
+    assert "prior: my_priors:shrink" in summary["setting"]
+    verdicts = [c["verdict"] for c in summary["comparisons"]] + [c["status"] for c in summary["claims"]]
+    assert verdicts and not any(v.startswith(("reproduced", "differs")) for v in verdicts)
+    # the DVC-tracked results are untouched, and DVC still has nothing to do
+    assert (work / "results" / "smoke" / "kadkhodaie2021" / "inverse.csv").read_bytes() == tracked
+    status = subprocess.run([str(DVC), "status"], cwd=work, env=env, capture_output=True, text=True)
+    assert "changed" not in status.stdout, status.stdout
+
+
+def run_cli(args, cwd, env, timeout: int = 300):
     return subprocess.run([sys.executable, "-m", "replicate", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=timeout)
 
 
 def test_unknown_profile_is_a_clear_error(tmp_path, mirror):

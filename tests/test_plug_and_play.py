@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from replicate.denoisers.gaussian import StationaryGaussianPrior
-from replicate.solvers.plug_and_play import (conjugate_gradient, jacobian_asymmetry, local_homogeneity_error,
-                                             pnp_admm, red_fixed_point, red_steepest_descent)
+from replicate.solvers._linalg import cg
+from replicate.solvers.plug_and_play import (jacobian_asymmetry, local_homogeneity_error, pnp_admm, red_fixed_point,
+                                             red_steepest_descent)
 
 SHAPE = (1, 6, 6)
 D = 36
@@ -39,17 +40,36 @@ def test_conjugate_gradient_solves_spd_system():
     M = torch.randn(10, 10, generator=gen, dtype=torch.float64)
     M = M @ M.T + torch.eye(10, dtype=torch.float64)
     b = torch.randn(3, 10, generator=gen, dtype=torch.float64)
-    x = conjugate_gradient(lambda z: z @ M, b, torch.zeros_like(b), iters=50)
-    assert torch.allclose(x, torch.linalg.solve(M, b.T).T, atol=1e-9)
+    exact = torch.linalg.solve(M, b.T).T
+    x = cg(lambda z: z @ M, b, torch.zeros_like(b), iters=50, tol=1e-10)
+    assert torch.allclose(x, exact, atol=1e-9)
+    # no warm start: the residual is b itself (no call of apply before the first step), same answer
+    calls = []
+    x_cold = cg(lambda z: calls.append(1) or z @ M, b, iters=50, tol=1e-10)
+    assert torch.allclose(x_cold, exact, atol=1e-9) and len(calls) <= 50
+    # the stopping rule is checked before each step: an exact start stops at once, a zero right-hand side gives 0
+    assert torch.equal(cg(lambda z: calls.append(1) or z @ M, exact @ M, exact.clone(), iters=5, tol=1e-6), exact)
+    assert torch.equal(cg(lambda z: z @ M, torch.zeros_like(b), iters=5), torch.zeros_like(b))
+
+
+def test_pnp_admm_two_conventions_are_one_iteration(problem):
+    # Chung et al. 2023's denoiser_sigma is the lecture's rho = 1 / denoiser_sigma^2 (with sigma_d = 1/sqrt(rho))
+    prior, op, A, y, sigma_y = problem
+    a = pnp_admm(prior, op, y, sigma_y, rho=1.0 / 0.05**2, iters=5, shape=(2, *SHAPE), cg_iters=4)
+    b = pnp_admm(prior, op, y, sigma_y=sigma_y, denoiser_sigma=0.05, iters=5, shape=(2, *SHAPE), cg_iters=4)
+    assert torch.equal(a.x, b.x) and a.nfe == b.nfe == 5 and len(a.trace["change"]) == 5 and a.trace["psnr"] == []
+    with pytest.raises(ValueError, match="exactly one"):
+        pnp_admm(prior, op, y, sigma_y, rho=1.0, denoiser_sigma=1.0, iters=1, shape=(2, *SHAPE))
 
 
 def test_pnp_admm_with_wiener_filter_converges_to_exact_posterior_mean(problem):
     prior, op, A, y, sigma_y = problem
     mean, _ = prior.posterior(A, y, sigma_y)
     # sigma_d = 1/sqrt(rho): the Wiener filter is the proximal map of the Gaussian prior's -log density scaled by rho
-    x, trace = pnp_admm(prior, op, y, sigma_y, rho=400.0, iters=300, shape=(2, *SHAPE), cg_iters=60)
+    res = pnp_admm(prior, op, y, sigma_y, rho=400.0, iters=300, shape=(2, *SHAPE), cg_iters=60)
+    x = res.x
     assert torch.allclose(x, mean, atol=1e-5), float((x - mean).abs().max())
-    assert trace.change[-1] < 1e-6
+    assert res.trace["change"][-1] < 1e-6
 
 
 def red_closed_form(prior, A, y, sigma_y, lam, sigma_d):
@@ -71,11 +91,11 @@ def test_red_converges_to_its_closed_form(problem, solver):
     target, W = red_closed_form(prior, A, y, sigma_y, lam, sigma_d)
     assert torch.allclose(W, W.T, atol=1e-12)  # the Wiener filter meets RED's symmetric-Jacobian condition
     if solver == "fixed_point":
-        x, trace = red_fixed_point(prior, op, y, sigma_y, lam=lam, sigma_d=sigma_d, iters=600, shape=(2, *SHAPE),
-                                   cg_iters=40)
+        x = red_fixed_point(prior, op, y, sigma_y, lam=lam, sigma_d=sigma_d, iters=600, shape=(2, *SHAPE),
+                            cg_iters=40).x
     else:
-        x, trace = red_steepest_descent(prior, op, y, sigma_y, lam=lam, sigma_d=sigma_d, iters=6000,
-                                        shape=(2, *SHAPE))
+        x = red_steepest_descent(prior, op, y, sigma_y, lam=lam, sigma_d=sigma_d, iters=6000,
+                                 shape=(2, *SHAPE)).x
     assert torch.allclose(x, target, atol=1e-5), float((x - target).abs().max())
     start = red_closed_form(prior, A, y, sigma_y, lam, sigma_d)[0]
     assert float((op.adjoint(y) - start).abs().max()) > 1e-2  # the start is far from the answer: the test can fail

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import http.server
 import random
 import re
@@ -177,19 +178,54 @@ def test_mirror_hit_makes_no_request(server, places):
     assert path == cache / asset.relpath and path.read_bytes() == body
 
 
-def test_corrupt_mirror_file_is_an_error_naming_it(server, places):
+def test_corrupt_mirror_file_is_skipped_for_the_next_source(server, places, caplog):
+    """A mirror copy that fails verification is never cached: the next source (here the network) is tried, with a
+    warning naming the bad file and both hashes."""
     cache, mirror = places
     body = _payload(3000, seed=4)
     asset = _serve(server, "/files/mc.bin", body)
     bad = mirror / asset.relpath
     bad.parent.mkdir(parents=True)
     bad.write_bytes(body[::-1])
-    with pytest.raises(ChecksumError) as err:
+    path = registry.fetch(asset, progress=False)
+    assert path.read_bytes() == body and len(server.requests) == 1
+    message = caplog.text
+    assert str(bad) in message and asset.sha256 in message and hashlib.sha256(body[::-1]).hexdigest() in message
+
+
+def test_corrupt_mirror_file_then_a_good_mirror(server, places, tmp_path, monkeypatch):
+    cache, mirror = places
+    body = _payload(2000, seed=5)
+    asset = _serve(server, "/files/mc2.bin", body)
+    good = tmp_path / "mirror2"
+    for root, data in ((mirror, body[::-1]), (good, body)):
+        (root / asset.relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / asset.relpath).write_bytes(data)
+    monkeypatch.setenv("REPLICATE_MIRROR", f"{mirror}{os.pathsep}{good}")
+    assert registry.fetch(asset, progress=False).read_bytes() == body
+    assert server.requests == []
+
+
+def test_corrupt_mirror_file_offline_is_an_error_naming_it(server, places, monkeypatch):
+    cache, mirror = places
+    body = _payload(3000, seed=4)
+    asset = _serve(server, "/files/mc3.bin", body)
+    bad = mirror / asset.relpath
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(body[::-1])
+    monkeypatch.setenv("REPLICATE_OFFLINE", "1")
+    with pytest.raises(AssetUnavailable) as err:
         registry.fetch(asset, progress=False)
     message = str(err.value)
-    assert str(bad) in message and asset.sha256 in message
-    assert hashlib.sha256(body[::-1]).hexdigest() in message
+    assert str(bad) in message and asset.sha256 in message and "replace it" in message
     assert _files_under(cache) == []
+
+
+def test_a_mirror_that_is_not_a_directory_is_named(places, tmp_path, monkeypatch, caplog):
+    missing = tmp_path / "no-such-mirror"
+    monkeypatch.setenv("REPLICATE_MIRROR", str(missing))
+    assert registry.mirror_dirs() == [missing]
+    assert str(missing) in caplog.text and "not a directory" in caplog.text
 
 
 def test_offline_miss_names_url_and_target(server, places, monkeypatch):

@@ -7,7 +7,7 @@ from replicate.operators.base import make_operator
 from replicate.operators.nonlinear import PhaseRetrieval
 from replicate.solvers.admm_tv import admm_tv, grad, grad_adjoint
 from replicate.solvers.phase_retrieval import fienup
-from replicate.solvers.pnp_admm import pnp_admm
+from replicate.solvers.plug_and_play import pnp_admm
 
 SHAPE = (1, 8, 8)
 
@@ -22,7 +22,7 @@ def test_pnp_admm_with_wiener_denoiser_reaches_posterior_mean():
         noise = GaussianNoise(0.1)
         y = noise.sample(op(x), g)
         pm, _ = prior.posterior(op.as_matrix(), y.reshape(2, -1), noise.sigma01)
-        est = pnp_admm(prior, op, y, sigma_y=noise.sigma01, denoiser_sigma=0.05, iters=150, cg_iters=30)
+        est = pnp_admm(prior, op, y, sigma_y=noise.sigma01, denoiser_sigma=0.05, iters=150, cg_iters=30).x
         assert float((est - pm).norm() / (pm - prior.mean).norm()) < 1e-3
 
 

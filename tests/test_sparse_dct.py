@@ -1,11 +1,11 @@
-"""The sparse-DCT compressive-sensing baseline (replicate/operators/sparse_dct.py) against its definitions."""
+"""The sparse-DCT compressive-sensing baseline (replicate/solvers/sparse_dct.py) against its definitions."""
 import numpy as np
 import pytest
 import scipy.fft
 import torch
 
-from replicate.operators import sparse_dct as S
-from replicate.operators.orthonormal import make_operator
+from replicate.operators.base import make_operator
+from replicate.solvers import sparse_dct as S
 
 torch.set_num_threads(1)
 
@@ -27,6 +27,11 @@ def test_soft_threshold():
     torch.testing.assert_close(S.soft_threshold(a, 1.0), torch.tensor([-2.0, 0.0, 0.0, 0.0, 1.0]))
 
 
+def _cs(shape, **kw):
+    """Kadkhodaie 2021's random projection (one D x m matrix over the whole image), as the experiment uses."""
+    return make_operator("compressive_sensing", shape=shape, construction="whole_image", **kw)
+
+
 def _sparse_image(shape, k, seed):
     """An image with exactly k non-zero DCT coefficients (and its coefficients)."""
     g = torch.Generator().manual_seed(seed)
@@ -41,7 +46,7 @@ def test_fista_solves_the_lasso():
     """KKT conditions of min 0.5||M^T Psi a - x_c||^2 + lam ||a||_1 at the FISTA solution."""
     shape = (1, 8, 8)
     x, _ = _sparse_image(shape, 6, 0)
-    op = make_operator("compressive_sensing", shape, m=30, seed=1)
+    op = _cs(shape, m=30, seed=1)
     Q = op.as_matrix()
     xc = op.M_T(x)
     lam = 0.01
@@ -58,7 +63,7 @@ def test_recovers_a_sparse_image_from_few_projections():
     """Compressive sensing: a k-sparse DCT image from m ~ 4 k log(N/k) random projections, nearly exactly."""
     shape = (1, 16, 16)
     x, _ = _sparse_image(shape, 8, 2)
-    op = make_operator("compressive_sensing", shape, m=110, seed=3)
+    op = _cs(shape, m=110, seed=3)
     xc = op.M_T(x)
     lam_max = float(S.DCT2(16, 16).forward(op.M(xc)).abs().max())
     res = S.recover(op, xc, lambdas=[lam_max * r for r in (0.1, 0.01, 0.001, 1e-4)], folds=4, iters=300)
@@ -79,7 +84,7 @@ def test_cross_validation_masks_and_held_out_measurements():
         S.fold_masks(2, 3, torch.Generator())
     # with a mask, the held-out measurements do not influence the fit at all
     shape = (1, 8, 8)
-    op = make_operator("compressive_sensing", shape, m=24, seed=0)
+    op = _cs(shape, m=24, seed=0)
     Q = op.as_matrix()
     xc = torch.randn(1, 24, dtype=torch.float64)
     mask = torch.ones(1, 24, dtype=torch.float64)
@@ -95,7 +100,7 @@ def test_oracle_is_at_least_as_good_as_cross_validation():
     shape = (1, 12, 12)
     g = torch.Generator().manual_seed(4)
     x = torch.rand(2, *shape, generator=g, dtype=torch.float64).cumsum(-1) / 12  # smooth ramps + texture
-    op = make_operator("compressive_sensing", shape, m=50, seed=5)
+    op = _cs(shape, m=50, seed=5)
     xc = op.M_T(x)
     lams = [1.0, 0.3, 0.1, 0.03, 0.01]
     cv = S.recover(op, xc, lambdas=lams, folds=3, iters=100, select="per_image")

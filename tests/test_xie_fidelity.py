@@ -198,7 +198,7 @@ def test_score_conversion_is_the_chain_rule(scale):
     model = T.noise_model(prm, 1)
     net = Oracle()
     post = m0 + c / (c + sigma**2) * (y - m0)
-    xhat = X.solve_ours(prm, model, y, X.net_score(net, y, scale))
+    xhat = X.solve_ours(prm, model, y, X.net_score(net, y, scale)).x
     assert torch.allclose(xhat, post, rtol=1e-4, atol=1e-3)
 
 

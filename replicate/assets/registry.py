@@ -219,11 +219,19 @@ def assets_in(set_name: str) -> list[Asset]:
 # ---------------------------------------------------------------------------------------------- places
 
 
+_WARNED_MIRRORS: set[str] = set()
+
+
 def mirror_dirs() -> list[Path]:
     """Mirror roots: ``REPLICATE_MIRROR`` (os.pathsep-separated) or ``<repo>/../shared/mirror`` if present."""
     env = os.environ.get("REPLICATE_MIRROR")
     if env is not None:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+        dirs = [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+        for d in dirs:
+            if not d.is_dir() and str(d) not in _WARNED_MIRRORS:
+                _WARNED_MIRRORS.add(str(d))
+                log.warning("REPLICATE_MIRROR names %s, which is not a directory here: check the path", d)
+        return dirs
     default = REPO_ROOT.parent / "shared" / "mirror"
     return [default] if default.is_dir() else []
 
@@ -491,11 +499,16 @@ def _fetch(
     target = cache_path(asset)
     if _from_cache(asset, target):
         return target
+    bad = []   # mirror copies that failed verification: try the next source, and say so if none is left
     for mirror in mirror_dirs():
         candidate = mirror / asset.relpath
         if candidate.is_file():
-            _copy_verified(candidate, target, asset)
-            return target
+            try:
+                _copy_verified(candidate, target, asset)
+                return target
+            except VerificationError as err:
+                log.warning("%s; trying the next source", err)
+                bad.append(str(err))
     if asset.is_package_file:
         source = _package_file(asset)
         if source is None:
@@ -505,8 +518,8 @@ def _fetch(
         _copy_verified(source, target, asset)
         return target
     if _offline(offline):
-        raise AssetUnavailable([Missing(asset, "offline (REPLICATE_OFFLINE=1 or offline=True), "
-                                               "and not in the cache or a mirror")])
+        why = ("; ".join(bad) + " (a corrupt or wrong mirror copy: replace it)") if bad else "not in the cache or a mirror"
+        raise AssetUnavailable([Missing(asset, f"offline (REPLICATE_OFFLINE=1 or offline=True), and {why}")])
     if asset.needs_manual_download:
         raise AssetUnavailable([Missing(asset, "Google Drive files cannot be downloaded by plain HTTP; "
                                                "download it by hand")])
@@ -634,7 +647,8 @@ def _cli_status() -> int:
     for name in set_names():
         ok, reason = availability(name)
         count = len(assets_in(name))
-        print(f"{name:<{width}}  {count:5d} files  available here: {'yes' if ok else 'no'}")
+        print(f"{name:<{width}}  {count:5d} files  available here: {'yes' if ok else 'no'}"
+              + ("" if ok else f"  ({reason.splitlines()[0][:120]})"))
     return 0
 
 

@@ -36,6 +36,15 @@ class Open(BaseModel):
 
 # the keys params.load adds to every section (not written in params.yaml)
 RESOLVED = {"subset", "not_run_on_cpu"}
+# keys every section may hold (runtime.device reads `device`: auto | cpu | cuda | cuda:<n>)
+COMMON_KEYS = {"device"}
+
+
+def _check_common(merged: dict) -> str | None:
+    device = merged.get("device", "auto")
+    ok = isinstance(device, str) and (device in ("auto", "cpu", "cuda") or
+                                      (device.startswith("cuda:") and device[5:].isdigit()))
+    return None if ok else f"device: expected auto, cpu, cuda or cuda:<n>, got {device!r}"
 
 
 def _model_in(annotation) -> type[BaseModel] | None:
@@ -68,7 +77,10 @@ def _message(err: dict, model: type[BaseModel], data: Any) -> str:
 
 def validator(model: type[BaseModel]):
     def validate(merged: dict, where: str) -> dict:
-        data = {k: v for k, v in merged.items() if k not in RESOLVED}
+        bad = _check_common(merged)
+        if bad:
+            raise ParamsError(f"{where}: {bad}")
+        data = {k: v for k, v in merged.items() if k not in RESOLVED | COMMON_KEYS}
         try:
             model.model_validate(data)
         except ValidationError as exc:

@@ -18,6 +18,9 @@ class Denoise(Block):
     epsilon: float
     T: int
     rate: float
+    # other step sizes the exactness stage also evaluates, with where each comes from (e.g. FFHQ: Table 2 prints
+    # 1.8e-6, the text says NCSNv2's settings are kept: 9e-7)
+    also_epsilon: dict[str, float] = {}
 
 
 class Inpaint(Block):

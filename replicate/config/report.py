@@ -5,7 +5,7 @@ from replicate.config._schema import Block, validator
 
 
 class Section(Block):
-    pass
+    """The `report` section of params.yaml (empty: the report reads results and manifests only)."""
 
 
 validate = validator(Section)

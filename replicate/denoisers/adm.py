@@ -21,25 +21,21 @@ from torch import nn
 
 # Configs in guided-diffusion's `create_model` vocabulary (values from the DPS repository's model configs).
 # `attention_resolutions` are image resolutions (256 // downsampling factor) at which attention is used.
+# what both DPS models share: 256 px, learned sigma, 64-channel attention heads, scale-shift norm, up/down resblocks
+_ADM_COMMON = dict(image_size=256, channel_mult="", learn_sigma=True, num_heads=4, num_head_channels=64,
+                   num_heads_upsample=-1, use_scale_shift_norm=True, dropout=0.0, resblock_updown=True)
 ADM_CONFIGS = {
-    "ffhq256_dps": dict(
-        image_size=256, num_channels=128, num_res_blocks=1, channel_mult="", learn_sigma=True,
-        attention_resolutions="16", num_heads=4, num_head_channels=64, num_heads_upsample=-1,
-        use_scale_shift_norm=True, dropout=0.0, resblock_updown=True,
-        # DPS: Drive folder -> models/ffhq_10m.pt (no hash published)
-        checkpoint="ffhq_10m.pt",
-        checkpoint_url="https://drive.google.com/drive/folders/1jElnRoFv7b31fG0v6pTSQkelbSX3xGZh",
-        num_params=93_563_910,
-    ),
-    "imagenet256_uncond": dict(
-        image_size=256, num_channels=256, num_res_blocks=2, channel_mult="", learn_sigma=True,
-        attention_resolutions="32,16,8", num_heads=4, num_head_channels=64, num_heads_upsample=-1,
-        use_scale_shift_norm=True, dropout=0.0, resblock_updown=True,
-        # DPS expects models/imagenet256.pt = guided-diffusion's unconditional 256x256 model
-        checkpoint="256x256_diffusion_uncond.pt",
-        checkpoint_url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
-        num_params=552_814_086,
-    ),
+    # DPS: Drive folder -> models/ffhq_10m.pt (no hash published)
+    "ffhq256_dps": dict(_ADM_COMMON, num_channels=128, num_res_blocks=1, attention_resolutions="16",
+                        checkpoint="ffhq_10m.pt",
+                        checkpoint_url="https://drive.google.com/drive/folders/1jElnRoFv7b31fG0v6pTSQkelbSX3xGZh",
+                        num_params=93_563_910),
+    # DPS expects models/imagenet256.pt = guided-diffusion's unconditional 256x256 model
+    "imagenet256_uncond": dict(_ADM_COMMON, num_channels=256, num_res_blocks=2, attention_resolutions="32,16,8",
+                               checkpoint="256x256_diffusion_uncond.pt",
+                               checkpoint_url="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/"
+                                              "256x256_diffusion_uncond.pt",
+                               num_params=552_814_086),
 }
 
 # guided-diffusion's default channel multipliers per image size (used when channel_mult == "")

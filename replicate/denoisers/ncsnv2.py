@@ -1,5 +1,8 @@
 """NCSNv2 score networks (Song & Ermon 2020) and their denoiser adapter.
 
+(One module of ~460 lines on purpose: the three architectures, their configs, the checkpoint loader and the adapter
+must stay parameter-for-parameter in step with the released code; tests/test_ncsnv2.py checks them together.)
+
 Kawar, Vaksman & Elad (2021) and SNIPS sample with the public NCSNv2 checkpoints: CelebA 64
 (``NCSNv2``), LSUN bedroom / tower 128 (``NCSNv2Deeper``) and FFHQ 256 (``NCSNv2Deepest``).
 The modules below reproduce those networks parameter for parameter (state-dict keys, shapes,
@@ -16,49 +19,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .base import Denoiser, sigma_like
+from .ladders import geometric_ladder
 
 NCSNV2_DRIVE_FOLDER = "https://drive.google.com/drive/folders/1217uhIvLg9ZrYNKOR3XTRFSurt4miQrd"
 
 # Values from the official configs (ermongroup/ncsnv2 configs/*.yml); checkpoints are expected at
 # exp/logs/<doc>/checkpoint_<ckpt_id>.pth inside the Drive folder above (no sizes/hashes published).
+def _ncsnv2_config(doc: str, image_size: int, cls: str, sigma_begin: float, num_classes: int, ckpt_id: int,
+                   step_lr: float, n_steps_each: int) -> dict:
+    """One official config; what all four share (3 channels, sigma_end 0.01, ngf 128, not rescaled) is written once."""
+    return dict(image_size=image_size, channels=3, **{"class": cls}, sigma_begin=sigma_begin, sigma_end=0.01,
+                num_classes=num_classes, ngf=128, ckpt_id=ckpt_id, step_lr=step_lr, n_steps_each=n_steps_each,
+                rescaled=False, doc=doc, drive_folder=NCSNV2_DRIVE_FOLDER,
+                ckpt_path=f"exp/logs/{doc}/checkpoint_{ckpt_id}.pth")
+
+
 NCSNV2_CONFIGS: dict[str, dict] = {
-    "celeba": dict(
-        image_size=64, channels=3, **{"class": "NCSNv2"}, sigma_begin=90.0, sigma_end=0.01,
-        num_classes=500, ngf=128, ckpt_id=210000, step_lr=3.3e-6, n_steps_each=5,
-        rescaled=False, doc="celeba", drive_folder=NCSNV2_DRIVE_FOLDER,
-        ckpt_path="exp/logs/celeba/checkpoint_210000.pth",
-    ),
-    "bedroom": dict(
-        image_size=128, channels=3, **{"class": "NCSNv2Deeper"}, sigma_begin=190.0, sigma_end=0.01,
-        num_classes=1086, ngf=128, ckpt_id=150000, step_lr=1.8e-6, n_steps_each=3,
-        rescaled=False, doc="bedroom", drive_folder=NCSNV2_DRIVE_FOLDER,
-        ckpt_path="exp/logs/bedroom/checkpoint_150000.pth",
-    ),
-    "tower": dict(
-        image_size=128, channels=3, **{"class": "NCSNv2Deeper"}, sigma_begin=190.0, sigma_end=0.01,
-        num_classes=1086, ngf=128, ckpt_id=150000, step_lr=1.8e-6, n_steps_each=3,
-        rescaled=False, doc="tower", drive_folder=NCSNV2_DRIVE_FOLDER,
-        ckpt_path="exp/logs/tower/checkpoint_150000.pth",
-    ),
-    "ffhq": dict(
-        image_size=256, channels=3, **{"class": "NCSNv2Deepest"}, sigma_begin=348.0, sigma_end=0.01,
-        num_classes=2311, ngf=128, ckpt_id=80000, step_lr=9e-7, n_steps_each=3,
-        rescaled=False, doc="ffhq", drive_folder=NCSNV2_DRIVE_FOLDER,
-        ckpt_path="exp/logs/ffhq/checkpoint_80000.pth",
-    ),
+    "celeba": _ncsnv2_config("celeba", 64, "NCSNv2", 90.0, 500, 210000, 3.3e-6, 5),
+    "bedroom": _ncsnv2_config("bedroom", 128, "NCSNv2Deeper", 190.0, 1086, 150000, 1.8e-6, 3),
+    "tower": _ncsnv2_config("tower", 128, "NCSNv2Deeper", 190.0, 1086, 150000, 1.8e-6, 3),
+    "ffhq": _ncsnv2_config("ffhq", 256, "NCSNv2Deepest", 348.0, 2311, 80000, 9e-7, 3),
 }
 
 
 def geometric_sigmas(sigma_begin: float, sigma_end: float, num_classes: int) -> torch.Tensor:
-    """Decreasing geometric ladder, computed in float64 then cast to float32 as the original does."""
-    s = np.exp(np.linspace(np.log(sigma_begin), np.log(sigma_end), num_classes))
-    return torch.tensor(s).float()
+    """Decreasing geometric ladder, computed in float64 then cast to float32 as the original does (there with
+    numpy: its float64 values can differ from torch's in the last bit, the float32 ones were identical on the three
+    released ladders and on 2000 random ones)."""
+    return geometric_ladder(sigma_begin, sigma_end, count=num_classes, dtype=torch.float64).float()
 
 
 # ----------------------------------------------------------------------------- building blocks

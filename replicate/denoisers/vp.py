@@ -138,7 +138,26 @@ def _as_steps(t, x: torch.Tensor) -> torch.Tensor:
     return t.expand(x.shape[0]) if t.ndim == 0 else t
 
 
-class EpsModelX0(nn.Module):
+class X0Predictor(nn.Module):
+    """What the diffusion samplers call: ``predict(x_t, t) -> {"x0", "eps", "log_variance"}`` on a VP ``schedule``
+    (images in [-1, 1]); ``x0_hat``, ``variance`` and ``forward`` (= x0_hat) follow from it."""
+
+    schedule: VPSchedule
+
+    def predict(self, x_t: torch.Tensor, t) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def x0_hat(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        return self.predict(x_t, t)["x0"]
+
+    def variance(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        return self.predict(x_t, t)["log_variance"].exp()
+
+    def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        return self.x0_hat(x_t, t)
+
+
+class EpsModelX0(X0Predictor):
     """An eps-predicting network (ADM: ``net(x_t, timesteps)``) seen as an x0-predictor on a VP schedule.
 
     If the net returns 2C channels (learned sigma), the second half are the learned-range variance
@@ -176,17 +195,8 @@ class EpsModelX0(nn.Module):
             x0 = x0.clamp(-1.0, 1.0)
         return {"x0": x0, "eps": eps, "log_variance": log_var}
 
-    def x0_hat(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        return self.predict(x_t, t)["x0"]
 
-    def variance(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        return self.predict(x_t, t)["log_variance"].exp()
-
-    def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        return self.x0_hat(x_t, t)
-
-
-class DenoiserX0(nn.Module):
+class DenoiserX0(X0Predictor):
     """Any project ``Denoiser`` D (images in [0, 1]) as an x0-predictor for VP diffusion in [-1, 1].
 
     u = x_t / sqrt(abar) = x0 + sqrt((1-abar)/abar) n; y01 = (u + 1)/2 has noise std
@@ -213,15 +223,6 @@ class DenoiserX0(nn.Module):
             x0 = x0.clamp(-1.0, 1.0)
         log_var = s.at(s.posterior_log_variance_clipped, t, x_t).expand_as(x_t)
         return {"x0": x0, "eps": s.predict_eps_from_x0(x_t, t, x0), "log_variance": log_var}
-
-    def x0_hat(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        return self.predict(x_t, t)["x0"]
-
-    def variance(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        return self.predict(x_t, t)["log_variance"].exp()
-
-    def forward(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        return self.x0_hat(x_t, t)
 
 
 class ADMDenoiser(Denoiser):
@@ -264,3 +265,11 @@ class ADMDenoiser(Denoiser):
         sqrt_ac = self.schedule.at(self.schedule.sqrt_alphas_cumprod, t, y)
         x0 = self.model.x0_hat(sqrt_ac * (2.0 * y - 1.0), t)
         return (x0 + 1.0) / 2.0
+
+
+def x0_predictor(denoiser: Denoiser, *, clip_denoised: bool = False, schedule: VPSchedule | None = None):
+    """The x0-predictor of the diffusion samplers for any project denoiser: an ``ADMDenoiser``'s own eps-network
+    (``EpsModelX0``: exactly the network call the DPS code makes), any other denoiser through ``DenoiserX0``."""
+    if isinstance(denoiser, ADMDenoiser):
+        return EpsModelX0(denoiser.model.net, schedule or denoiser.schedule, clip_denoised=clip_denoised)
+    return DenoiserX0(denoiser, schedule, clip_denoised=clip_denoised)

@@ -29,10 +29,11 @@ import torch
 
 from replicate import data as D
 from replicate import params as P
-from replicate import runtime, seeding
+from replicate import methods, runtime, seeding
 from replicate.denoisers.base import Denoiser
 from replicate.io import save_npz, write_csv
-from replicate.pipeline.stage import PerImage, Stage
+from replicate.noise import make_noise
+from replicate.pipeline.stage import Stage, per_image_stage
 
 PAPER = "elad_lecture"
 
@@ -42,7 +43,6 @@ def learned_denoisers(prm: dict) -> dict[str, Denoiser]:
     """The project's learned grey denoisers: Mohan et al.'s DnCNN / BF-DnCNN (training range in params) and the
     universal BF-CNN (self-trained small one in mini/smoke, the authors' in paper)."""
     from replicate.experiments.mohan2020_models import load_models
-    from replicate.experiments.priors import universal_denoiser
 
     r = prm["classic"]["learned_range"]
     if prm["profile"] == "paper":  # the authors' checkpoints, straight from the registry
@@ -61,11 +61,12 @@ def learned_denoisers(prm: dict) -> dict[str, Denoiser]:
             raise KeyError(f"{key} is not among mohan2020's models ({', '.join(models)}): set elad_lecture.classic."
                            "learned_range to one of mohan2020's ranges in params.yaml")
         out[f"{label} [0,{r}]"] = models[key].eval()
-    out["universal BF-CNN"] = universal_denoiser(prm, "gray")
+    out[prior_label(prm)] = the_denoiser(prm)
     return out
 
 
 def classic_denoisers(prm: dict) -> dict[str, Denoiser]:
+    """The classic-era denoisers of the lecture's table: BM3D, non-local means, total variation, wavelet shrinkage."""
     from replicate.denoisers.bm3d import BM3DDenoiser
     from replicate.denoisers.classical import NonLocalMeans, TotalVariation, WaveletShrinkage
 
@@ -130,7 +131,7 @@ def classic_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                 seconds = time.perf_counter() - start
                 rows.append({"set": set_name, "image_index": idx, "image": im.name, "noise_repeat": r, "sigma": s,
                              "denoiser": name,
-                             "kind": "learned" if name in ("universal BF-CNN",) or "DnCNN" in name else "classic",
+                             "kind": "learned" if name == prior_label(prm) or "DnCNN" in name else "classic",
                              "psnr_in": float(psnr(y.clamp(0, 1), x)[0]), "psnr": float(psnr(out, x)[0]),
                              "ssim": float(ssim(out, x)[0]), "seconds_per_image": seconds, "seed": prm["seed"],
                              "setting": f"weight={tv[s]:g}*sigma" if name == "TV" else ""})
@@ -138,6 +139,7 @@ def classic_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
 
 
 def plan_classic(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of the classic table's test sets."""
     return prm, _items(prm["classic"]["test_sets"])
 
 
@@ -150,7 +152,6 @@ def tasks(block: dict) -> dict:
 
 def make_task(name: str, spec: dict, shape):
     """(operator, sigma_y) of one inverse problem; specs name a registered operator (replicate.operators)."""
-    import replicate.operators.compressive  # noqa: F401  (registers "compressive_sensing")
     from replicate.operators.base import make_operator
 
     kw = {k: v for k, v in spec.items() if k not in ("operator", "sigma_y")}
@@ -158,16 +159,26 @@ def make_task(name: str, spec: dict, shape):
 
 
 def the_denoiser(prm: dict) -> Denoiser:
-    from replicate.experiments.priors import universal_denoiser
+    """The lecture's one denoiser: the grey universal bias-free denoiser, or the top-level `prior` in its place."""
+    from replicate.denoisers import priors
 
-    return universal_denoiser(prm, "gray").to(runtime.device(prm))
+    spec = priors.resolve({"kind": "universal", "channels": "gray"}, prm.get("prior_override"))
+    return priors.load_prior(spec, prm).to(runtime.device(prm))
+
+
+def prior_label(prm: dict) -> str:
+    """How tables name the one denoiser: "universal BF-CNN", or "prior <name>" for a user's."""
+    from replicate.denoisers import priors
+
+    override = prm.get("prior_override")
+    return "universal BF-CNN" if override is None else f"prior {priors.describe(override)}"
 
 
 def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     """One test image through every task and every solver; the measurement noise depends only on (image, task)."""
     from replicate.metrics import psnr, ssim
     from replicate.scaleout import per_process
-    from replicate.solvers import plug_and_play as pnp
+    from replicate.solvers.plug_and_play import SolverDiverged
 
     c = prm["inverse"]
     den = per_process((PAPER, "denoiser", prm["profile"]), lambda: the_denoiser(prm))
@@ -180,51 +191,48 @@ def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             y = op(x)
             y = y + sigma_y * seeding.randn(y.shape, prm["seed"], PAPER, "inverse", set_name, idx, task)
             arrays[f"{task}/measured"] = (y if y.shape == x.shape else op.adjoint(y, like=x))[0].numpy()
-        solvers = {
-            "PnP-ADMM": lambda: pnp.pnp_admm(den, op, y, sigma_y, rho=1 / (c["pnp"]["sigma_d"] / 255) ** 2,
-                                             iters=c["pnp"]["iters"], shape=x.shape, reference=x,
-                                             cg_iters=c["cg_iters"]),
-            "RED-SD": lambda: pnp.red_steepest_descent(den, op, y, sigma_y, lam=c["red"]["lam"],
-                                                       sigma_d=c["red"]["sigma_d"] / 255, iters=c["red"]["iters_sd"],
-                                                       shape=x.shape, reference=x),
-            "RED-FP": lambda: pnp.red_fixed_point(den, op, y, sigma_y, lam=c["red"]["lam"],
-                                                  sigma_d=c["red"]["sigma_d"] / 255, iters=c["red"]["iters_fp"],
-                                                  shape=x.shape, reference=x, cg_iters=c["cg_iters"]),
+        noise = make_noise("gaussian", sigma=sigma_y, scale="01")
+        solvers = {  # table name -> (registered method, its settings)
+            "PnP-ADMM": ("pnp_admm", {"rho": 1 / (c["pnp"]["sigma_d"] / 255) ** 2, "iters": c["pnp"]["iters"],
+                                      "cg_iters": c["cg_iters"]}),
+            "RED-SD": ("red_sd", {"lam": c["red"]["lam"], "sigma_d": c["red"]["sigma_d"] / 255,
+                                  "iters": c["red"]["iters_sd"]}),
+            "RED-FP": ("red_fp", {"lam": c["red"]["lam"], "sigma_d": c["red"]["sigma_d"] / 255,
+                                  "iters": c["red"]["iters_fp"], "cg_iters": c["cg_iters"]}),
         }
-        for method, run in solvers.items():
+        for method, (name, settings) in solvers.items():
             start = time.perf_counter()
             try:
-                out, trace = run()
-                status = "ok"
-            except pnp.SolverDiverged as exc:
-                out, trace, status = torch.full_like(x, float("nan")), pnp.SolverTrace(), f"diverged: {exc}"
+                res = methods.run(name, den, op, noise, y, shape=x.shape, reference=x, **settings)
+                out, trace, status = res.x, res.trace, "ok"
+            except SolverDiverged as exc:
+                out, trace, status = torch.full_like(x, float("nan")), {"psnr": [], "change": []}, f"diverged: {exc}"
             seconds = time.perf_counter() - start
             out = out.clamp(0, 1)
             arrays[f"{task}/{method}"] = out[0].detach().numpy()
             rows.append({"set": set_name, "image_index": idx, "image": im.name, "task": task, "method": method,
                          "psnr": float(psnr(out, x)[0]), "ssim": float(ssim(out, x)[0]),
-                         "psnr_trace": " ".join(f"{v:.3f}" for v in trace.psnr),
-                         "change_trace": " ".join(f"{v:.3e}" for v in trace.change),
+                         "psnr_trace": " ".join(f"{v:.3f}" for v in trace["psnr"]),
+                         "change_trace": " ".join(f"{v:.3e}" for v in trace["change"]),
                          "seconds_per_image": seconds, "status": status, "seed": prm["seed"]})
     if idx == 0:  # the first image of each set: what the report's figures show
-        save_npz(_arrays_dir(prm, "inverse") / f"{set_name}_{idx}.npz", **arrays)
+        save_npz(runtime.arrays_dir(prm, PAPER, "inverse") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
 def plan_inverse(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of the inverse problems' test sets."""
     return prm, _items(prm["inverse"]["test_sets"])
 
 
-def stage_inverse(prm: dict) -> None:
-    from replicate.pipeline.run import run_per_image
-
-    run_per_image(INVERSE, prm)
-    # RED's conditions for each learned denoiser, at the RED sigma_d, on the clean test images
+def red_conditions(prm: dict) -> None:
+    """After the inverse problems: RED's two conditions (local homogeneity, a symmetric Jacobian) for each learned
+    denoiser, at the RED sigma_d, on the clean test images -> red_conditions.csv."""
     from replicate.solvers.plug_and_play import jacobian_asymmetry, local_homogeneity_error
 
     c = prm["inverse"]
-    dens = {"universal BF-CNN": the_denoiser(prm), **{k: v for k, v in learned_denoisers(prm).items()
-                                                       if k != "universal BF-CNN"}}
+    dens = {prior_label(prm): the_denoiser(prm), **{k: v for k, v in learned_denoisers(prm).items()
+                                                     if k != prior_label(prm)}}
     rows = []
     for set_name, spec in c["test_sets"].items():
         for idx, im in enumerate(D.load_set(spec)):
@@ -243,16 +251,10 @@ def _items(test_sets: dict) -> list[tuple]:
     return [(name, i) for name, spec in test_sets.items() for i in range(len(D.load_set(spec)))]
 
 
-def _arrays_dir(prm: dict, stage: str):
-    """Where a per-image stage keeps its images (the report's figures read them)."""
-    return runtime.results_dir(prm, PAPER) / f"{stage}_arrays"
-
-
 # ------------------------------------------------------------------------------------------------ synthesis
 def stage_synthesis(prm: dict) -> None:
     """Samples of the prior implicit in the denoiser by both samplers, same number of samples and size."""
-    from replicate.samplers.annealed_langevin import geometric_ladder, song_ermon_sample
-    from replicate.samplers.implicit_prior import sample_prior
+    from replicate.samplers.annealed_langevin import geometric_ladder
 
     c = prm["synthesis"]
     den = the_denoiser(prm)
@@ -262,21 +264,21 @@ def stage_synthesis(prm: dict) -> None:
     start = time.perf_counter()
     gen = seeding.generator(prm["seed"], PAPER, "synthesis", "song_ermon")
     sigmas = geometric_ladder(se["sigma_max"], se["sigma_min"], se["levels"])
-    x = song_ermon_sample(den, shape, sigmas, eps=se["eps"], T=se["T"], generator=gen, final_denoise=True,
-                          progress=True)
-    rows.append({"sampler": "Song & Ermon (annealed Langevin)", "denoiser_calls": se["levels"] * se["T"] + 1,
+    res = methods.run("song_ermon", den, None, None, None, generator=gen, shape=shape, sigmas=sigmas, eps=se["eps"],
+                      T=se["T"], final_denoise=True, progress=True)
+    rows.append({"sampler": "Song & Ermon (annealed Langevin)", "denoiser_calls": res.nfe,
                  "status": "ok", "seconds": time.perf_counter() - start})
-    arrays["song_ermon"] = x.clamp(0, 1).cpu().numpy()
+    arrays["song_ermon"] = res.x.clamp(0, 1).cpu().numpy()
     ks = c["kadkhodaie"]
     start = time.perf_counter()
     gen = seeding.generator(prm["seed"], PAPER, "synthesis", "kadkhodaie")
-    res = sample_prior(den, shape[1:], c["n"], sigma0=ks["sigma0"], sigmaL=ks["sigmaL"], h0=ks["h0"],
-                       beta=ks["beta"], generator=gen)
+    res = methods.run("ks_sample", den, None, None, None, generator=gen, shape=shape[1:], n=c["n"],
+                      sigma0=ks["sigma0"], sigmaL=ks["sigmaL"], h0=ks["h0"], beta=ks["beta"])
     diverged = [res.status(k) for k in range(c["n"]) if res.status(k) != "ok"]
-    rows.append({"sampler": "Kadkhodaie & Simoncelli (coarse-to-fine)", "denoiser_calls": res.denoiser_calls,
+    rows.append({"sampler": "Kadkhodaie & Simoncelli (coarse-to-fine)", "denoiser_calls": res.nfe,
                  "status": f"{len(diverged)} of {c['n']} {diverged[0]}" if diverged else "ok",
                  "seconds": time.perf_counter() - start})
-    arrays["kadkhodaie"] = res.denoised.clamp(0, 1).cpu().numpy()
+    arrays["kadkhodaie"] = res.x.clamp(0, 1).cpu().numpy()
     out = runtime.results_dir(prm, PAPER)
     for r in rows:
         r.update(n=c["n"], size=c["size"], seed=prm["seed"])
@@ -288,7 +290,7 @@ def stage_synthesis(prm: dict) -> None:
 def snips_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     """SNIPS samples of one image for every task: PSNR of each sample and of their average."""
     from replicate.metrics import psnr, ssim
-    from replicate.samplers.annealed_langevin import geometric_ladder, snips
+    from replicate.samplers.annealed_langevin import geometric_ladder
     from replicate.scaleout import per_process
 
     c = prm["snips"]
@@ -302,8 +304,9 @@ def snips_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
         y = op(x) + sigma_0 * seeding.randn(op(x).shape, prm["seed"], PAPER, "snips", set_name, idx, task)
         gen = seeding.generator(prm["seed"], PAPER, "snips", set_name, idx, task)
         start = time.perf_counter()
-        samples = snips(den, op, y.expand(c["samples"], *y.shape[1:]), sigma_0, sigmas, eps=c["eps"], T=c["T"],
-                        shape=(c["samples"], *x.shape[1:]), generator=gen).clamp(0, 1)
+        samples = methods.run("snips", den, op, make_noise("gaussian", sigma=sigma_0, scale="01"),
+                              y.expand(c["samples"], *y.shape[1:]), generator=gen, sigmas=sigmas, eps=c["eps"],
+                              T=c["T"], shape=(c["samples"], *x.shape[1:])).x.clamp(0, 1)
         seconds = (time.perf_counter() - start) / c["samples"]
         mean = samples.mean(0, keepdim=True)
         lsq = op.pseudo_inverse(y).clamp(0, 1)
@@ -317,11 +320,12 @@ def snips_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             rows.append({"set": set_name, "image_index": idx, "image": im.name, "task": task, "estimate": name,
                          "psnr": float(psnr(est, x)[0]), "ssim": float(ssim(est, x)[0]), "seconds_per_image": seconds,
                          "seed": prm["seed"]})
-    save_npz(_arrays_dir(prm, "snips") / f"{set_name}_{idx}.npz", **arrays)
+    save_npz(runtime.arrays_dir(prm, PAPER, "snips") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
 def plan_snips(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of the SNIPS test sets."""
     return prm, _items(prm["snips"]["test_sets"])
 
 
@@ -331,40 +335,44 @@ def high_frequency(x: torch.Tensor) -> torch.Tensor:
     return 4 * x - sum(torch.roll(x, s, d) for s in (1, -1) for d in (-1, -2))
 
 
-def diffusion_samples(prm: dict, den: Denoiser, ident, y: torch.Tensor, s0: float, set_name: str,
-                      idx: int) -> dict[str, torch.Tensor]:
-    """DDRM and DPS posterior samples for denoising, driven by the same denoiser seen as an x0-predictor on the
-    1000-step VP schedule (vp.DenoiserX0, estimates clamped to [-1, 1] as the DPS code does), respaced to the stated
-    number of steps. One sample per row of ``y``.
+def estimators(prm: dict, x_shape) -> dict[str, tuple[str, dict, str]]:
+    """The perception study's estimators: table name -> (registered method, its settings, what its generator is
+    seeded by). All run on the same denoiser; the samplers draw ``perception.samples`` samples per image.
 
-    DPS's step size: the DPS configs use 0.3-1.0 at 1000 steps and print none for denoising; ``scale`` is a stated
-    setting, multiplied by 1000 / steps when ``nfe_compensation`` (as the reduced-NFE profiles of chung2023)."""
-    from replicate.denoisers.vp import DenoiserX0
-    from replicate.noise import make_noise
-    from replicate.samplers import diffusion as Dm
+    DDRM and DPS see the denoiser as an x0-predictor on the 1000-step VP schedule (estimates clamped to [-1, 1] as
+    the DPS code does), respaced to the stated steps. DPS's ``scale`` is a stated setting in the code's convention
+    (its configs use 0.3-1.0 at 1000 steps and print none for denoising), times 1000 / steps when
+    ``nfe_compensation`` (as the reduced-NFE profiles of chung2023)."""
+    from replicate.samplers.annealed_langevin import geometric_ladder
+    from replicate.samplers.langevin import geometric_levels
 
     c = prm["perception"]
-    noise = make_noise("gaussian", sigma=s0, scale="01")
-    x0_model = DenoiserX0(den, clip_denoised=True)
-    dd, dp = c["ddrm"], c["dps"]
-    gen = seeding.generator(prm["seed"], PAPER, "perception_ddrm", set_name, idx)
-    out = {"DDRM": Dm.ddrm(Dm.respaced(x0_model, dd["steps"]), ident, noise, y, generator=gen, eta=dd["eta"],
-                           eta_b=dd["eta_b"]).x}
-    scale = dp["scale"] * Dm.nfe_compensation(dp["steps"], dp["nfe_compensation"])
-    gen = seeding.generator(prm["seed"], PAPER, "perception_dps", set_name, idx)
-    out["DPS"] = Dm.dps(Dm.respaced(x0_model, dp["steps"]), ident, noise, y, scale=scale, generator=gen,
-                        shape=tuple(y.shape[1:])).x
-    return out
+    s0 = c["sigma0"] / 255
+    S = c["samples"]
+    kw, sn, dd, dp = c["stochastic"], c["snips"], c["ddrm"], c["dps"]
+    return {
+        "MMSE (one denoiser call)": ("mmse", {}, ""),
+        "PnP-ADMM": ("pnp_admm", {"rho": 1 / (c["pnp_sigma_d"] / 255) ** 2, "iters": c["iters"],
+                                  "shape": x_shape, "cg_iters": 5}, ""),
+        "RED-FP": ("red_fp", {"lam": c["red_lam"], "sigma_d": c["red_sigma_d"] / 255, "iters": c["iters"],
+                              "shape": x_shape, "cg_iters": 5}, ""),
+        "stochastic denoiser (Kawar et al.)": ("kawar_denoise", {
+            "sigmas": geometric_levels(s0, kw["sigma_L"], kw["rate"]), "epsilon": kw["epsilon"], "T": kw["T"],
+            "n_samples": S}, "seeds"),
+        "SNIPS": ("snips", {"sigmas": geometric_ladder(sn["sigma_max"], sn["sigma_min"], sn["levels"]),
+                            "eps": sn["eps"], "T": sn["T"], "shape": (S, *x_shape[1:])}, "perception_snips"),
+        "DDRM": ("ddrm", {"steps": dd["steps"], "spacing": "even", "eta": dd["eta"], "eta_b": dd["eta_b"]},
+                 "perception_ddrm"),
+        "DPS": ("dps", {"steps": dp["steps"], "scale": dp["scale"], "nfe_compensation": dp["nfe_compensation"],
+                        "shape": tuple(x_shape[1:])}, "perception_dps"),
+    }
 
 
 def perception_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     """Denoising at sigma_0 by every estimator; per output: MSE, PSNR, and the perception index (see report)."""
     from replicate.metrics import psnr
     from replicate.operators.base import make_operator
-    from replicate.samplers import langevin
-    from replicate.samplers.annealed_langevin import geometric_ladder, snips
     from replicate.scaleout import per_process
-    from replicate.solvers import plug_and_play as pnp
 
     c = prm["perception"]
     den = per_process((PAPER, "denoiser", prm["profile"]), lambda: the_denoiser(prm))
@@ -373,26 +381,17 @@ def perception_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     s0 = c["sigma0"] / 255
     y = x + s0 * seeding.randn(x.shape, prm["seed"], PAPER, "perception", set_name, idx)
     ident = make_operator("denoising", shape=tuple(x.shape[1:]))
+    noise = make_noise("gaussian", sigma=s0, scale="01")
     S = c["samples"]
     outs = {}
-    with torch.no_grad():
-        outs["MMSE (one denoiser call)"] = den(y, s0)
-    outs["PnP-ADMM"] = pnp.pnp_admm(den, ident, y, s0, rho=1 / (c["pnp_sigma_d"] / 255) ** 2, iters=c["iters"],
-                                    shape=x.shape, cg_iters=5)[0]
-    outs["RED-FP"] = pnp.red_fixed_point(den, ident, y, s0, lam=c["red_lam"], sigma_d=c["red_sigma_d"] / 255,
-                                         iters=c["iters"], shape=x.shape, cg_iters=5)[0]
-    kw = c["stochastic"]
-    base = seeding.derive_seed(prm["seed"], PAPER, "perception", set_name, idx)
-    res = langevin.stochastic_denoise(den, y, s0, langevin.geometric_levels(s0, kw["sigma_L"], kw["rate"]),
-                                      epsilon=kw["epsilon"], T=kw["T"], n_samples=S,
-                                      seeds=[base + k for k in range(S)])
-    outs["stochastic denoiser (Kawar et al.)"] = res.samples
-    sn = c["snips"]
-    gen = seeding.generator(prm["seed"], PAPER, "perception_snips", set_name, idx)
-    outs["SNIPS"] = snips(den, ident, y.expand(S, -1, -1, -1), s0, geometric_ladder(sn["sigma_max"], sn["sigma_min"],
-                                                                                  sn["levels"]),
-                          eps=sn["eps"], T=sn["T"], shape=(S, *x.shape[1:]), generator=gen)
-    outs.update(diffusion_samples(prm, den, ident, y.expand(S, -1, -1, -1), s0, set_name, idx))
+    for label, (method, settings, seeded_by) in estimators(prm, x.shape).items():
+        rows_in, gen = y, None                       # a point estimate: one row, nothing random
+        if seeded_by == "seeds":                     # Kawar's sampler: one seed per sample, n_samples rows out
+            base = seeding.derive_seed(prm["seed"], PAPER, "perception", set_name, idx)
+            settings = {**settings, "seeds": [base + k for k in range(S)]}
+        elif seeded_by:                              # a sampler with one generator: one measurement row per sample
+            rows_in, gen = y.expand(S, -1, -1, -1), seeding.generator(prm["seed"], PAPER, seeded_by, set_name, idx)
+        outs[label] = methods.run(method, den, ident, noise, rows_in, generator=gen, **settings).x
     rows, arrays = [], {"clean": x.numpy(), "noisy": y.numpy()}
     hf_clean = float(high_frequency(x).std())
     for method, est in outs.items():
@@ -404,34 +403,29 @@ def perception_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                          "kind": "posterior sample" if est.shape[0] > 1 else "point estimate",
                          "mse": float(((e - x) ** 2).mean()), "psnr": float(psnr(e, x)[0]),
                          "hf_ratio": float(high_frequency(e).std()) / hf_clean, "seed": prm["seed"]})
-    save_npz(_arrays_dir(prm, "perception") / f"{set_name}_{idx}.npz", **arrays)
+    save_npz(runtime.arrays_dir(prm, PAPER, "perception") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
 def plan_perception(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of the perception-distortion test sets."""
     return prm, _items(prm["perception"]["test_sets"])
 
 
 RESULTS = "results/{profile}/elad_lecture/"
 MODELS = ("data/models/{profile}/mohan2020",)   # Mohan et al.'s DnCNNs and the universal prior of mini / smoke
-INVERSE = PerImage(inverse_rows, plan_inverse, RESULTS + "inverse.csv", side=RESULTS + "inverse_arrays")
-
 STAGES = [
-    Stage("elad_lecture_classic", PAPER, None, outs=(RESULTS + "classic.csv",), inputs=MODELS, also_reads=("mohan2020",),
-          per_image=PerImage(classic_rows, plan_classic, RESULTS + "classic.csv"),
-          about="the 'is denoising dead?' table: classic and learned denoisers at sigma 15 / 25 / 50"),
-    Stage("elad_lecture_inverse", PAPER, stage_inverse,
-          outs=(RESULTS + "inverse.csv", RESULTS + "inverse_arrays", RESULTS + "red_conditions.csv"),
-          inputs=MODELS, also_reads=("mohan2020",), per_image=INVERSE,
-          about="PnP-ADMM and RED with one denoiser on deblurring and super-resolution; RED's two conditions"),
+    per_image_stage(PAPER, "classic", classic_rows, plan_classic, inputs=MODELS, also_reads=("mohan2020",),
+                    about="the 'is denoising dead?' table: classic and learned denoisers at sigma 15 / 25 / 50"),
+    per_image_stage(PAPER, "inverse", inverse_rows, plan_inverse, inputs=MODELS, also_reads=("mohan2020",),
+                    arrays=True, run=red_conditions, extra_outs=(RESULTS + "red_conditions.csv",),
+                    about="PnP-ADMM and RED with one denoiser on deblurring and super-resolution; RED's two "
+                          "conditions"),
     Stage("elad_lecture_synthesis", PAPER, stage_synthesis, inputs=MODELS,
           outs=(RESULTS + "synthesis.csv", RESULTS + "synthesis.npz"),
           about="images from the prior implicit in the denoiser: annealed Langevin and coarse-to-fine ascent"),
-    Stage("elad_lecture_snips", PAPER, None, outs=(RESULTS + "snips.csv", RESULTS + "snips_arrays"), inputs=MODELS,
-          per_image=PerImage(snips_rows, plan_snips, RESULTS + "snips.csv", side=RESULTS + "snips_arrays"),
-          about="SNIPS posterior samples: inpainting, SR x4, deblurring, compressive sensing"),
-    Stage("elad_lecture_perception", PAPER, None, outs=(RESULTS + "perception.csv", RESULTS + "perception_arrays"),
-          inputs=MODELS, per_image=PerImage(perception_rows, plan_perception, RESULTS + "perception.csv",
-                                            side=RESULTS + "perception_arrays"),
-          about="perception-distortion: MMSE, MAP-like and posterior samplers at a high noise level"),
+    per_image_stage(PAPER, "snips", snips_rows, plan_snips, inputs=MODELS, arrays=True,
+                    about="SNIPS posterior samples: inpainting, SR x4, deblurring, compressive sensing"),
+    per_image_stage(PAPER, "perception", perception_rows, plan_perception, inputs=MODELS, arrays=True,
+                    about="perception-distortion: MMSE, MAP-like and posterior samplers at a high noise level"),
 ]

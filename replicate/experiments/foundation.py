@@ -9,6 +9,8 @@ from replicate.pipeline.stage import Stage
 
 
 def stage_assets(prm: dict) -> None:
+    """The assets stage: tables/<profile>/foundation/assets.md, every registered set with whether this machine can
+    have it."""
     import pandas as pd
 
     from replicate.assets.registry import availability, load_registry

@@ -24,14 +24,15 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from replicate.progress import bar as progress_bar
 
 from replicate import data as D
-from replicate import runtime, seeding
+from replicate import methods, runtime, seeding
+from replicate.denoisers.curve import CurvePrior
 from replicate.io import atomic_path, write_csv
-from replicate.pipeline.stage import PerImage, Stage
-from replicate.operators.orthonormal import make_operator
-from replicate.samplers.implicit_prior import least_squares, sample_posterior_linear, sample_prior, step_size
+from replicate.operators.base import make_operator
+from replicate.pipeline.stage import Stage, per_image_stage
+from replicate.progress import bar as progress_bar
+from replicate.samplers.implicit_prior import least_squares, step_size
 
 PAPER = "kadkhodaie2021"
 
@@ -44,14 +45,18 @@ def grid(prm: dict) -> dict:
 
 
 def denoiser(prm: dict, kind: str):
-    """The universal prior of the profile (the authors' BF-CNN in paper), NHWC on CPU (same numbers, faster)."""
-    from replicate.experiments.priors import universal_denoiser
+    """The universal prior of the profile (the authors' BF-CNN in paper; ``kind``: gray | color | mnist), or the
+    top-level `prior` in its place; a network runs NHWC on CPU (same numbers, faster)."""
+    from replicate.denoisers import priors
 
-    model = universal_denoiser(prm, kind).eval().to(runtime.device(prm))
+    spec = priors.resolve({"kind": "universal", "channels": kind}, prm.get("prior_override"))
+    model = priors.load_prior(spec, prm).to(runtime.device(prm))
     return model.channels_last() if hasattr(model, "channels_last") else model
 
 
 def sampler_kwargs(prm: dict, beta: float) -> dict:
+    """The coarse-to-fine sampler's settings from params (sigma0, sigma_L, h0, max_iter) with the step parameter
+    beta."""
     s = prm["sampler"]
     return dict(sigma0=s["sigma0"], sigmaL=s["sigmaL"], h0=s["h0"], beta=beta, max_iter=s["max_iter"])
 
@@ -66,12 +71,14 @@ def scheduled_steps(sigma0: float, sigmaL: float, h0: float, beta: float) -> int
 
 
 def save_arrays(path, **arrays) -> None:
+    """Save images for the figures as a compressed float32 .npz, atomically."""
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **{k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
 
 
 def image_metrics(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(PSNR, SSIM) of each estimate against the clean image, the paper's PSNR convention."""
     from replicate.metrics import psnr_for, ssim
 
     ref = x.expand_as(x_hat)
@@ -84,6 +91,7 @@ def measurement_rms(op, x_hat: torch.Tensor, xc: torch.Tensor) -> np.ndarray:
 
 
 def test_images(prm: dict, set_name: str) -> list[D.Image]:
+    """The images of a test set of this profile (loaded once per process)."""
     from replicate.scaleout import per_process
 
     spec = grid(prm)["test_sets"][set_name]
@@ -91,20 +99,25 @@ def test_images(prm: dict, set_name: str) -> list[D.Image]:
 
 
 def problem_operator(prm: dict, problem: str, shape, set_name: str, idx: int):
+    """The orthonormal measurement operator of an inverse problem for one image (random masks and bases are seeded
+    by the image)."""
     spec = dict(prm["problems"][problem])
     name = spec.pop("operator")
     if name in ("random_pixels", "compressive_sensing"):  # random masks / bases: one per image, seeded by its index
         spec["seed"] = seeding.derive_seed(prm["seed"], PAPER, "operator", problem, set_name, idx) % 2**31
-    return make_operator(name, shape, **spec)
+    return make_operator(name, shape=shape, **spec)
 
 
 # ----------------------------------------------------------------------------------------------- synthesis
 def _run_prior(model, prm, shape, n, beta, key, callback=None):
     gen = seeding.generator(prm["seed"], PAPER, "synthesis", *key)
-    return sample_prior(model, shape, n, generator=gen, callback=callback, **sampler_kwargs(prm, beta))
+    return methods.run("ks_sample", model, None, None, None, generator=gen, shape=shape, n=n, callback=callback,
+                       **sampler_kwargs(prm, beta))
 
 
 def stage_synthesis(prm: dict) -> None:
+    """Algorithm 1: samples of the prior implicit in the denoiser at each beta (Figs. 1, 2, 11), their convergence
+    traces (Fig. 12) -> synthesis.npz, synthesis.csv, convergence.csv."""
     syn = prm["synthesis"]
     model = denoiser(prm, syn["prior"])
     C = 3 if syn["prior"] == "color" else 1
@@ -123,7 +136,7 @@ def stage_synthesis(prm: dict) -> None:
     ts = sorted(snaps)
     arrays["fig1_iterates"] = torch.stack([snaps[t] for t in ts], 1)  # (inits, len(ts), C, H, W)
     arrays["fig1_t"] = np.array(ts)
-    arrays["fig1_final"] = res.denoised
+    arrays["fig1_final"] = res.x
 
     # Fig. 2 and Figs. 11/12: samples and traces for every beta; the Fig. 2 runs double as extra traces
     runs = [("fig2", b, syn["fig2"]["inits"]) for b in syn["fig2"]["betas"]]
@@ -132,14 +145,14 @@ def stage_synthesis(prm: dict) -> None:
         start = time.perf_counter()
         res = _run_prior(model, prm, shape, n, beta, (what, beta))
         seconds = time.perf_counter() - start
-        arrays[f"{what}_beta{beta:g}"] = res.denoised
+        arrays[f"{what}_beta{beta:g}"] = res.x
         N = math.prod(shape)
         for k in range(n):
             sample_rows.append({"run": what, "prior": syn["prior"], "beta": beta, "sample": k, "size": syn["size"],
-                                "steps": int(res.steps[k]), "status": res.status(k), "seconds": seconds / n,
+                                "steps": int(res.diagnostics["steps"][k]), "status": res.status(k), "seconds": seconds / n,
                                 "seed": prm["seed"]})
             sig, h, gam = (res.trace[v][:, k] for v in ("sigma", "h", "gamma"))
-            for t in range(int(res.steps[k])):
+            for t in range(int(res.diagnostics["steps"][k])):
                 conv_rows.append({"run": what, "beta": beta, "sample": k, "t": t + 1, "sigma": float(sig[t]),
                                   "h": float(h[t]), "gamma": float(gam[t]),
                                   "removed": float(res.trace["removed"][t, k]) / math.sqrt(N),
@@ -151,10 +164,10 @@ def stage_synthesis(prm: dict) -> None:
     for beta in progress_bar(mn["betas"], desc="MNIST prior samples"):
         start = time.perf_counter()
         res = _run_prior(mnist_model, prm, (1, mn["size"], mn["size"]), mn["samples"], beta, ("mnist", beta))
-        arrays[f"mnist_beta{beta:g}"] = res.denoised
+        arrays[f"mnist_beta{beta:g}"] = res.x
         for k in range(mn["samples"]):
             sample_rows.append({"run": "mnist", "prior": mn["prior"], "beta": beta, "sample": k, "size": mn["size"],
-                                "steps": int(res.steps[k]), "status": res.status(k),
+                                "steps": int(res.diagnostics["steps"][k]), "status": res.status(k),
                                 "seconds": (time.perf_counter() - start) / mn["samples"], "seed": prm["seed"]})
     out = runtime.results_dir(prm, PAPER)
     save_arrays(out / "synthesis.npz", **{k: (v.numpy() if torch.is_tensor(v) else v) for k, v in arrays.items()})
@@ -163,51 +176,6 @@ def stage_synthesis(prm: dict) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- 2-D toy (Fig. 10)
-class CurvePrior(torch.nn.Module):
-    """Fig. 10's toy prior: x uniform (in arc length) on a smooth curve in the plane, with its exact MMSE denoiser.
-
-    The curve is discretised into K arc-length-uniform points, so the prior is an equal-weight mixture of K deltas
-    and E[x | y] is a softmax-weighted mean of the points (exact for the mixture; the spacing, ~length/K, is far below
-    the smallest noise level used). Images are (N, 1, 1, 2) so that the samplers see a 2-pixel "image".
-    Non-blind: it uses the sigma the sampler hands it (sigma_{t-1} = ||d_{t-1}|| / sqrt(2)).
-    """
-
-    blind = False
-
-    def __init__(self, points: torch.Tensor):
-        super().__init__()
-        self.points = points.double()  # (K, 2)
-
-    @classmethod
-    def sine(cls, k: int = 4000, amplitude: float = 0.25):
-        def curve(s):
-            return torch.stack([0.15 + 0.7 * s, 0.5 + amplitude * torch.sin(2 * math.pi * s)], 1)
-
-        s = torch.linspace(0, 1, 50 * k, dtype=torch.float64)
-        xy = curve(s)
-        arc = torch.cat([torch.zeros(1, dtype=xy.dtype), (xy[1:] - xy[:-1]).norm(dim=1).cumsum(0)])
-        # parameter values at equal arc-length steps (linear interpolation of the inverse arc-length map)
-        s_eq = np.interp(np.linspace(0, float(arc[-1]), k), arc.numpy(), s.numpy())
-        return cls(curve(torch.from_numpy(s_eq)))
-
-    def log_density(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
-        """log p_sigma(y) up to a constant (the noisy-signal density, y = x + sigma n), y of shape (n, 2)."""
-        d2 = torch.cdist(y.double(), self.points) ** 2
-        return torch.logsumexp(-d2 / (2 * sigma**2), dim=1) - math.log(len(self.points)) - math.log(2 * math.pi * sigma**2)
-
-    def forward(self, y: torch.Tensor, sigma) -> torch.Tensor:
-        v = y.reshape(y.shape[0], 2).double()
-        s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1).expand(v.shape[0], 1)
-        w = torch.softmax(-(torch.cdist(v, self.points) ** 2) / (2 * s**2), dim=1)
-        return (w @ self.points).reshape(y.shape).to(y.dtype)
-
-    def residual(self, y, sigma):
-        return self(y, sigma) - y
-
-    def distance(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.cdist(y.reshape(-1, 2).double(), self.points).min(dim=1).values
-
-
 def stage_toy(prm: dict) -> None:
     """Fig. 10: n signals on the curve, noisy versions at three levels, the denoiser field, sampler trajectories."""
     toy = prm["toy"]
@@ -216,12 +184,13 @@ def stage_toy(prm: dict) -> None:
     signals = prior.points[torch.randint(len(prior.points), (toy["signals"],), generator=gen)]
     noisy = {s: signals + s * torch.randn(signals.shape, generator=gen, dtype=signals.dtype) for s in toy["noise_levels"]}
     path = []
-    res = sample_prior(prior, (1, 1, 2), toy["signals"], sigma0=toy["sigma0"], sigmaL=prm["sampler"]["sigmaL"],
-                       h0=toy["h0"], beta=toy["beta"], max_iter=prm["sampler"]["max_iter"], dtype=torch.float64,
-                       generator=seeding.generator(prm["seed"], PAPER, "toy", "sampler"),
-                       callback=lambda t, y, info: path.append(y.reshape(-1, 2).clone()))
+    res = methods.run("ks_sample", prior, None, None, None, shape=(1, 1, 2), n=toy["signals"],
+                      sigma0=toy["sigma0"], sigmaL=prm["sampler"]["sigmaL"], h0=toy["h0"], beta=toy["beta"],
+                      max_iter=prm["sampler"]["max_iter"], dtype=torch.float64,
+                      generator=seeding.generator(prm["seed"], PAPER, "toy", "sampler"),
+                      callback=lambda t, y, info: path.append(y.reshape(-1, 2).clone()))
     traj = torch.stack(path)  # (T, n, 2): frozen once a trajectory has stopped
-    final = res.denoised.reshape(-1, 2)
+    final = res.x.reshape(-1, 2)
     # Miyasawa (paper Eq. 2): x_hat(y) = y + sigma^2 grad log p_sigma(y), on a grid, with autograd on log p
     grid_pts = torch.stack(torch.meshgrid(torch.linspace(0, 1, 21, dtype=torch.float64),
                                           torch.linspace(0, 1, 21, dtype=torch.float64), indexing="xy"), -1).reshape(-1, 2)
@@ -233,11 +202,11 @@ def stage_toy(prm: dict) -> None:
         miyasawa.append({"sigma": s, "max_abs_error": float((grid_pts + s**2 * g - xhat).abs().max())})
     rows = []
     for k in range(toy["signals"]):
-        steps = int(res.steps[k])
+        steps = int(res.diagnostics["steps"][k])
         seg = traj[:steps, k]
         length = float((seg[1:] - seg[:-1]).norm(dim=1).sum())
         rows.append({"trajectory": k, "steps": steps, "distance_final": float(prior.distance(final[k])),
-                     "distance_last_iterate": float(prior.distance(res.last_iterate.reshape(-1, 2)[k])),
+                     "distance_last_iterate": float(prior.distance(res.diagnostics["last_iterate"].reshape(-1, 2)[k])),
                      "path_length": length, "chord": float((seg[-1] - seg[0]).norm()),
                      "sigma_final": float(res.trace["sigma"][steps - 1, k])})
     out = runtime.results_dir(prm, PAPER)
@@ -264,16 +233,16 @@ def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
         ls = least_squares(op, xc)
         gen = seeding.generator(prm["seed"], PAPER, "inverse", problem, set_name, idx)
         start = time.perf_counter()
-        res = sample_posterior_linear(model, op, xc, n=g["samples"], generator=gen,
-                                      **sampler_kwargs(prm, prm["inverse_beta"]))
+        res = methods.run("ks_inverse", model, op, None, xc, generator=gen, n=g["samples"],
+                          **sampler_kwargs(prm, prm["inverse_beta"]))
         seconds = time.perf_counter() - start
         arrays[f"{problem}_least_squares"] = ls[0]
-        arrays[f"{problem}_samples"] = res.denoised
+        arrays[f"{problem}_samples"] = res.x
         base = {"set": set_name, "image_index": idx, "image": im.name, "problem": problem,
                 "operator": prm["problems"][problem]["operator"], "m": op.m, "D": op.D, "seed": prm["seed"],
                 "beta": prm["inverse_beta"]}
         for method, images, last, steps in (("least_squares", ls, ls, [0]),
-                                            ("denoiser_prior", res.denoised, res.last_iterate, res.steps.tolist())):
+                                            ("denoiser_prior", res.x, res.diagnostics["last_iterate"], res.diagnostics["steps"].tolist())):
             p, s = image_metrics(images, x)
             r, r_last = measurement_rms(op, images, xc), measurement_rms(op, last, xc)
             for k in range(images.shape[0]):
@@ -285,23 +254,19 @@ def inverse_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                              "meas_rms_last_pixel": float(r_last[k]) * math.sqrt(op.m / op.D), "steps": int(steps[k]),
                              "status": res.status(k) if method == "denoiser_prior" else "ok",
                              "seconds": seconds / images.shape[0] if method == "denoiser_prior" else 0.0})
-    save_arrays(_arrays_dir(prm, "inverse") / f"{set_name}_{idx}.npz", **arrays)
+    save_arrays(runtime.arrays_dir(prm, PAPER, "inverse") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
-def _arrays_dir(prm: dict, stage: str):
-    """Where a per-image stage keeps every image's arrays (the report's figures read them)."""
-    return runtime.results_dir(prm, PAPER) / f"{stage}_arrays"
-
-
 def plan_inverse(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of the inverse problems' test sets."""
     return prm, [(name, i) for name in grid(prm)["test_sets"] for i in range(len(test_images(prm, name)))]
 
 
 # ----------------------------------------------------------------------------------------------- compressive sensing
 def compressive_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     """One image, every measurement ratio: Algorithm 2 vs the sparse-DCT prior (CV threshold, and oracle threshold)."""
-    from replicate.operators import sparse_dct
+    from replicate.solvers import sparse_dct
     from replicate.scaleout import per_process
 
     cs = grid(prm)["compressive"]
@@ -311,14 +276,14 @@ def compressive_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     rows, arrays = [], {"original": x[0]}
     for ratio in cs["ratios"]:
         seed = seeding.derive_seed(prm["seed"], PAPER, "cs_operator", ratio, set_name, idx) % 2**31
-        op = make_operator("compressive_sensing", im.shape, keep=ratio, seed=seed)
+        op = make_operator("compressive_sensing", shape=im.shape, keep=ratio, seed=seed, construction="whole_image")
         xc = op.M_T(x)
         base = {"set": set_name, "image_index": idx, "image": im.name, "ratio": ratio, "m": op.m, "D": op.D,
                 "seed": prm["seed"]}
         gen = seeding.generator(prm["seed"], PAPER, "cs", ratio, set_name, idx)
         start = time.perf_counter()
-        res = sample_posterior_linear(model, op, xc, n=cs["samples"], generator=gen,
-                                      **sampler_kwargs(prm, prm["inverse_beta"]))
+        res = methods.run("ks_inverse", model, op, None, xc, generator=gen, n=cs["samples"],
+                          **sampler_kwargs(prm, prm["inverse_beta"]))
         t_prior = time.perf_counter() - start
         d = cs["dct"]
         start = time.perf_counter()
@@ -329,7 +294,7 @@ def compressive_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                                  seed=seeding.derive_seed(prm["seed"], PAPER, "cs_folds", ratio, set_name, idx) % 2**31)
         oracle = sparse_dct.oracle(op, xc, x.double(), lambdas=dct.lambdas, iters=d["iters"])
         t_dct = time.perf_counter() - start
-        results = [("denoiser_prior", k, res.denoised[k:k + 1], t_prior / cs["samples"], float("nan"), res.status(k))
+        results = [("denoiser_prior", k, res.x[k:k + 1], t_prior / cs["samples"], float("nan"), res.status(k))
                    for k in range(cs["samples"])]
         results += [("sparse_dct_cv", 0, dct.images.float(), t_dct, float(dct.lam[0]) / lam_max, "ok"),
                     ("sparse_dct_oracle", 0, oracle.images.float(), float("nan"), float(oracle.lam[0]) / lam_max, "ok"),
@@ -339,14 +304,15 @@ def compressive_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
             rows.append({**base, "method": method, "sample": k, "psnr": float(p[0]), "ssim": float(s[0]),
                          "meas_rms": float(measurement_rms(op, img, xc)[0]), "lambda_ratio": lam, "status": status,
                          "seconds": secs})
-        arrays[f"r{ratio:g}_denoiser_prior"] = res.denoised[0]
+        arrays[f"r{ratio:g}_denoiser_prior"] = res.x[0]
         arrays[f"r{ratio:g}_sparse_dct_cv"] = dct.images[0]
         arrays[f"r{ratio:g}_least_squares"] = least_squares(op, xc)[0]
-    save_arrays(_arrays_dir(prm, "compressive") / f"{set_name}_{idx}.npz", **arrays)
+    save_arrays(runtime.arrays_dir(prm, PAPER, "compressive") / f"{set_name}_{idx}.npz", **arrays)
     return rows
 
 
 def compressive_images(prm: dict) -> list[D.Image]:
+    """The images of the compressive-sensing study (loaded once per process)."""
     from replicate.scaleout import per_process
 
     spec = grid(prm)["compressive"]["test_set"]
@@ -354,6 +320,7 @@ def compressive_images(prm: dict) -> list[D.Image]:
 
 
 def plan_compressive(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of the compressive-sensing study."""
     name = grid(prm)["compressive"]["test_set"]["source"]
     return prm, [(name, i) for i in range(len(compressive_images(prm)))]
 
@@ -367,6 +334,7 @@ class TimedDenoiser(torch.nn.Module):
         self.inner, self.seconds, self.calls = inner, 0.0, 0
 
     def residual(self, y, sigma):
+        """The wrapped denoiser's residual, timed and counted."""
         start = time.perf_counter()
         out = self.inner.residual(y, sigma)
         self.seconds += time.perf_counter() - start
@@ -376,6 +344,8 @@ class TimedDenoiser(torch.nn.Module):
 
 @torch.no_grad()
 def stage_performance(prm: dict) -> None:
+    """The sampler's overhead over its denoiser calls for every operator, and one denoiser call on a 256x256 colour
+    image -> performance.csv."""
     pf = prm["performance"]
     rows = []
     # 1. overhead of Algorithm 2 over the denoiser calls it makes, for every operator, at a fixed size
@@ -388,11 +358,11 @@ def stage_performance(prm: dict) -> None:
         timed = TimedDenoiser(model)
         gen = seeding.generator(prm["seed"], PAPER, "performance", problem)
         start = time.perf_counter()
-        res = sample_posterior_linear(timed, op, op.M_T(x), n=pf["samples"], generator=gen,
-                                      **{**sampler_kwargs(prm, pf["beta"])})
+        res = methods.run("ks_inverse", timed, op, None, op.M_T(x), generator=gen, n=pf["samples"],
+                          **sampler_kwargs(prm, pf["beta"]))
         total = time.perf_counter() - start
         rows.append({"what": "overhead", "problem": problem, "size": x.shape[-1], "channels": C, "prior": pf["prior"],
-                     "samples": pf["samples"], "steps": res.n_steps, "denoiser_calls": timed.calls,
+                     "samples": pf["samples"], "steps": int(res.diagnostics["steps"].max()), "denoiser_calls": timed.calls,
                      "seconds_total": total, "seconds_denoiser": timed.seconds,
                      "overhead": total / timed.seconds - 1})
     # 2. one denoiser call on a 256x256 colour image (the issue's "one 256x256 colour inverse problem"), and the
@@ -416,21 +386,17 @@ RESULTS = "results/{profile}/kadkhodaie2021/"
 UNIVERSAL = ("data/models/{profile}/mohan2020",)   # the universal prior of mini / smoke
 
 
-def _per_image(name: str, rows, plan, about: str) -> Stage:
-    csv, side = RESULTS + f"{name}.csv", RESULTS + f"{name}_arrays"
-    return Stage(f"kadkhodaie2021_{name}", PAPER, None, outs=(csv, side), inputs=UNIVERSAL,
-                 per_image=PerImage(rows, plan, csv, side=side), about=about)
-
-
 STAGES = [
     Stage("kadkhodaie2021_synthesis", PAPER, stage_synthesis, inputs=UNIVERSAL,
           outs=tuple(RESULTS + f for f in ("synthesis.npz", "synthesis.csv", "convergence.csv")),
           about="Algorithm 1: samples of the prior implicit in the denoiser (Figs. 1, 2, 11, 12), convergence"),
     Stage("kadkhodaie2021_toy", PAPER, stage_toy, outs=tuple(RESULTS + f for f in ("toy.npz", "toy.csv", "toy_miyasawa.csv")),
           about="Fig. 10: the sampler on a one-dimensional manifold prior; Miyasawa's identity checked"),
-    _per_image("inverse", inverse_rows, plan_inverse, "Algorithm 2: inpainting, random pixels, SR, low frequencies"),
-    _per_image("compressive", compressive_rows, plan_compressive,
-               "Fig. 8: compressive sensing, Algorithm 2 vs a sparse-DCT prior with cross-validated threshold"),
+    per_image_stage(PAPER, "inverse", inverse_rows, plan_inverse, inputs=UNIVERSAL, arrays=True,
+                    about="Algorithm 2: inpainting, random pixels, SR, low frequencies"),
+    per_image_stage(PAPER, "compressive", compressive_rows, plan_compressive, inputs=UNIVERSAL, arrays=True,
+                    about="Fig. 8: compressive sensing, Algorithm 2 vs a sparse-DCT prior with cross-validated "
+                          "threshold"),
     Stage("kadkhodaie2021_performance", PAPER, stage_performance, inputs=UNIVERSAL, outs=(RESULTS + "performance.csv",),
           about="sampler overhead over its denoiser calls; one 256x256 colour denoiser call"),
 ]

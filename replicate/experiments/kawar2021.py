@@ -5,7 +5,7 @@ Stages (kawar2021_* in dvc.yaml), each writing per-image results under results/<
   denoise     Table 1 / 4 and section 4.2: per image and sigma0, PSNR of BM3D, the MMSE denoiser (one call at
               sigma0) and n_samples posterior samples; MSE; LPIPS (when its backbone is available); residual
               y - x_hat statistics (std, D'Agostino-Pearson p, max |Pearson rho| over 8 neighbours) of every
-              sample and of the MMSE output; timings.  Arrays of the first images go to arrays_denoise/.
+              sample and of the MMSE output; timings.  Arrays of the first images go to denoise_arrays/.
   inpaint     Algorithm 2 on text-overlay / missing-rows / missing-eye masks (Figs. 8, 9, 29-33).
   exactness   Algorithm 1 under an analytic stationary Gaussian prior with each run's (eps, T, ladder): the
               closed-form MSE ratio ours/MMSE (2 for an exact posterior sampler) - what the settings can achieve.
@@ -29,11 +29,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from replicate import params as P
 from replicate import data as D
-from replicate import runtime, seeding
+from replicate import methods, runtime, seeding
 from replicate.io import save_torch, write_csv
+from replicate.noise import make_noise
 from replicate.noise.residual import residual_stats
-from replicate.pipeline.stage import PerImage, Stage
+from replicate.operators.linear import Inpainting
+from replicate.pipeline import availability
+from replicate.pipeline.stage import Stage, per_image_stage
 from replicate.samplers import langevin as LG
 
 PAPER = "kawar2021"
@@ -41,6 +45,7 @@ PAPER = "kawar2021"
 
 # ------------------------------------------------------------------------------------------------ runs and data
 def runs(prm: dict) -> dict:
+    """The runs of this profile: name -> prior, images, sigma0s and the algorithms' settings."""
     return dict(prm["runs"])
 
 
@@ -54,34 +59,44 @@ def run_availability(prm: dict, name: str) -> tuple[bool, str]:
         ok, why = obtain(set_name)
         if not ok:
             reasons.append(f"{set_name}: {why.splitlines()[0]}")
-    if r["prior"]["kind"] == "universal" and prm["profile"] != "paper":
+    if prior_kind(prm, name) == "universal" and prm["profile"] != "paper":
         path = runtime.models_dir(prm, "mohan2020") / f"universal_{r['prior']['channels']}.pt"
         if not path.exists():
             reasons.append(f"{path} missing: run the mohan2020 models stage first (python -m replicate mohan2020 models)")
     return (not reasons), "; ".join(reasons)
 
 
+def prior_spec(prm: dict, name: str) -> dict:
+    """The run's prior (replicate.denoisers.priors spec): params' `runs.<name>.prior`, the top-level `prior` in place
+    of a learned one; the analytic Gaussian prior gets its spectrum fitted here (``gaussian_fit``)."""
+    from replicate.denoisers import priors
+
+    spec = dict(runs(prm)[name]["prior"])
+    if spec["kind"] == "gaussian":
+        spec = gaussian_fit(prm, name)
+    return priors.resolve(spec, prm.get("prior_override"))
+
+
+def prior_kind(prm: dict, name: str) -> str:
+    """The kind of prior the run samples with."""
+    from replicate.denoisers import priors
+
+    return priors.resolve(runs(prm)[name]["prior"], prm.get("prior_override"))["kind"]
+
+
 def load_prior(prm: dict, name: str):
-    """The run's Denoiser (eval mode, on the run's device)."""
-    p = runs(prm)[name]["prior"]
+    """The run's Denoiser (eval mode, on the run's device; a network NHWC on the CPU: same numbers, faster)."""
+    from replicate.denoisers import priors
+
+    spec = prior_spec(prm, name)
     dev = runtime.device(prm)
-    if p["kind"] == "universal":
-        from replicate.experiments.priors import universal_denoiser
-
-        den = universal_denoiser(prm, p["channels"])
-        return (den.channels_last() if dev.type == "cpu" else den).to(dev)
-    if p["kind"] == "ncsnv2":
-        from replicate.assets.registry import assets_in, fetch
-        from replicate.denoisers.ncsnv2 import NCSNv2Denoiser
-
-        (asset,) = assets_in(p["checkpoint"])
-        return NCSNv2Denoiser.from_checkpoint(fetch(asset), p["config"]).eval().to(dev)
-    if p["kind"] == "gaussian":
-        return gaussian_prior(prm, name).to(dev)
-    raise KeyError(f"unknown prior kind {p['kind']!r} (universal | ncsnv2 | gaussian)")
+    den = priors.load_prior(spec, prm)
+    if spec["kind"] == "universal" and dev.type == "cpu":
+        den = den.channels_last()
+    return den.to(dev)
 
 
-def gaussian_prior(prm: dict, name: str):
+def gaussian_fit(prm: dict, name: str) -> dict:
     """A stationary Gaussian prior with a 1/f^alpha spectrum whose mean and per-pixel std are fitted to the
     scikit-image training photographs (disjoint from the test photographs), at the run's image size.
 
@@ -90,13 +105,12 @@ def gaussian_prior(prm: dict, name: str):
     mis-specified for photographs, which is a separate matter from the sampler.
     """
     from replicate import datasets_ncsn as N
-    from replicate.denoisers.gaussian import StationaryGaussianPrior
 
     run = runs(prm)[name]
     size = run["images"]["square"]
     train = torch.stack([N.square_transform(im.pixels, size) for im in D.skimage_set(D.SKIMAGE_COLOR_TRAIN)])
-    return StationaryGaussianPrior((3, size, size), alpha=float(run["prior"].get("alpha", 2.0)),
-                                   scale=float(train.std()), mean=float(train.mean()))
+    return {"kind": "gaussian", "shape": (3, size, size), "alpha": float(run["prior"].get("alpha", 2.0)),
+            "scale": float(train.std()), "mean": float(train.mean())}
 
 
 def load_images(prm: dict, name: str) -> list[D.Image]:
@@ -127,11 +141,16 @@ def sigma_levels(prior, run: dict, sigma0: float, prm: dict) -> tuple[list[float
 
 def above_levels(prior, run: dict, sigma0: float, prm: dict) -> list[float]:
     """Algorithm 2's {sigma_i}_{i=-K}^{-1}: the network's ladder above sigma0, or geometric from sigma_top."""
-    if run["prior"]["kind"] == "ncsnv2":
+    if hasattr(prior, "sigmas") and run["prior"]["kind"] == "ncsnv2":
         return sigma_levels(prior, run, sigma0, prm)[0]
     ip = run["inpaint"]
     top = float(ip["sigma_top"])
     return [top] + LG.geometric_levels(top, sigma0, ip["rate"]).tolist()[:-1]
+
+
+def gaussian_noise(sigma0: float):
+    """The measurement noise y = x + sigma0 n of both algorithms (sigma0 on the [0, 1] scale)."""
+    return make_noise("gaussian", sigma=sigma0, scale="01")
 
 
 def noisy(prm: dict, name: str, idx: int, x: torch.Tensor, sigma0: float, what: str = "denoise") -> torch.Tensor:
@@ -144,6 +163,8 @@ def noisy(prm: dict, name: str, idx: int, x: torch.Tensor, sigma0: float, what: 
 
 
 def sample_seeds(prm: dict, name: str, idx: int, sigma0: float, n: int, what: str = "denoise") -> list[int]:
+    """One seed per posterior sample of (run, image, sigma0, algorithm): a sample never depends on which others
+    share its batch."""
     return [seeding.derive_seed(prm["seed"], PAPER, name, idx, what, float(sigma0), "sample", s) for s in range(n)]
 
 
@@ -191,10 +212,10 @@ def denoise_rows(prm: dict, name: str, idx: int) -> list[dict]:
             if level in keep:                                    # float16: for display only, keeps results/ small
                 snaps[float(sigma_i)] = xx[:1].detach().cpu().to(torch.float16)
 
-        res = LG.stochastic_denoise(prior, y.to(dev), sigma0, below, epsilon=d["epsilon"], T=d["T"], n_samples=S,
-                                    seeds=sample_seeds(prm, name, idx, sigma0, S), sigma_L=prm["sigma_L"],
-                                    callback=snap, final_denoise=prm["final_denoise"])
-        samples = res.samples.cpu()
+        res = methods.run("kawar_denoise", prior, None, gaussian_noise(sigma0), y.to(dev), sigmas=below,
+                          epsilon=d["epsilon"], T=d["T"], n_samples=S, seeds=sample_seeds(prm, name, idx, sigma0, S),
+                          sigma_L=prm["sigma_L"], callback=snap, final_denoise=prm["final_denoise"])
+        samples = res.x.cpu()
         xs = x.expand(S, -1, -1, -1)
         p_ours, m_ours = psnr_for(PAPER, samples, xs), mse(samples.clamp(0, 1), xs)
         p_mmse, m_mmse = float(psnr_for(PAPER, mmse, x)), float(mse(mmse.clamp(0, 1), x))
@@ -213,14 +234,14 @@ def denoise_rows(prm: dict, name: str, idx: int) -> list[dict]:
                          "lpips_ours": float(l_ours[s]) if l_ours is not None else float("nan"),
                          **residual_stats((y - samples[s:s + 1])[0]),
                          **{f"mmse_{k}": v for k, v in mmse_res.items()},
-                         "seconds_ours_per_sample": res.seconds / S, "denoiser_calls": res.denoiser_calls,
-                         "denoiser_seconds": res.denoiser_seconds, "sampler_seconds": res.seconds,
-                         "sampler_overhead": res.overhead})
+                         "seconds_ours_per_sample": res.diagnostics["seconds"] / S, "denoiser_calls": res.nfe,
+                         "denoiser_seconds": res.diagnostics["denoiser_seconds"], "sampler_seconds": res.diagnostics["seconds"],
+                         "sampler_overhead": res.diagnostics["overhead"]})
         if idx < prm["figure_images"]:
             arrays["sigma0"][sigma0] = {"noisy": y[0], "mmse": mmse[0], "bm3d": None if bm3d is None else bm3d[0],
                                         "samples": samples, "intermediate": snaps}
     if idx < prm["figure_images"]:
-        save_torch(_arrays_dir(prm, "denoise") / f"{name}_{idx:03d}.pt", arrays)
+        save_torch(runtime.arrays_dir(prm, PAPER, "denoise") / f"{name}_{idx:03d}.pt", arrays)
     return rows
 
 
@@ -228,8 +249,8 @@ def _available_runs(prm: dict) -> tuple[list[str], list[dict]]:
     ok_runs, table = [], []
     for name, r in runs(prm).items():
         ok, why = run_availability(prm, name)
-        table.append({"run": name, "dataset": r.get("dataset", name), "prior": r["prior"]["kind"],
-                      "gpu": bool(r.get("gpu", False)), "available": ok, "reason": why})
+        table.append({"item": name, "available": ok, "reason": why, "dataset": r.get("dataset", name),
+                      "prior": prior_kind(prm, name), "gpu": bool(r.get("gpu", False))})
         if ok:
             ok_runs.append(name)
     return ok_runs, table
@@ -239,21 +260,18 @@ def _plan(prm: dict, out_name: str) -> tuple[dict, list[tuple]]:
     """Every image of every run whose prior and data are here; the others are listed with the reason in
     <out_name>_availability.csv."""
     names, table = _available_runs(prm)
-    write_csv(runtime.results_dir(prm, PAPER) / f"{out_name}_availability.csv", pd.DataFrame(table))
+    availability.write(prm, PAPER, out_name, table)
     return prm, [(name, i) for name in names for i in range(len(load_images(prm, name)))]
 
 
 def plan_denoise(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of every run whose prior and data are here (the others in denoise_availability.csv)."""
     return _plan(prm, "denoise")
 
 
 def plan_inpaint(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of every run whose prior and data are here (the others in inpaint_availability.csv)."""
     return _plan(prm, "inpaint")
-
-
-def _arrays_dir(prm: dict, stage: str):
-    """Where the denoise / inpaint stage keeps the arrays of its first images (the report's figures read them)."""
-    return runtime.results_dir(prm, PAPER) / f"arrays_{stage}"
 
 
 # ------------------------------------------------------------------------------------------------ inpainting
@@ -287,6 +305,8 @@ def make_mask(kind: str, shape: tuple[int, int, int]) -> torch.Tensor:
 
 @torch.no_grad()
 def inpaint_rows(prm: dict, name: str, idx: int) -> list[dict]:
+    """One image of one run through Algorithm 2 for each mask: PSNR over the image and over the missing pixels, the
+    observed pixels' residual, per sample."""
     from replicate.metrics import mse, psnr_for
     from replicate.scaleout import per_process
 
@@ -306,7 +326,8 @@ def inpaint_rows(prm: dict, name: str, idx: int) -> list[dict]:
         mask = make_mask(kind, tuple(x.shape[1:]))
         y = noisy(prm, name, idx, x, sigma0, what=f"inpaint/{kind}") * mask  # unobserved pixels carry nothing
         above = above_levels(prior, run, sigma0, prm)
-        below = sigma_levels(prior, run, sigma0, prm)[1] if run["prior"]["kind"] == "ncsnv2" else \
+        own_ladder = hasattr(prior, "sigmas") and run["prior"]["kind"] == "ncsnv2"   # an NCSNv2 walks its own
+        below = sigma_levels(prior, run, sigma0, prm)[1] if own_ladder else \
             LG.geometric_levels(sigma0, prm["sigma_L"], ip["rate"]).tolist()
         snaps = {}
         n_levels = len(above) + len(below)
@@ -316,11 +337,13 @@ def inpaint_rows(prm: dict, name: str, idx: int) -> list[dict]:
             if level in keep:
                 snaps[float(sigma_i)] = xx[:1].detach().cpu().to(torch.float16)
 
-        res = LG.noisy_inpaint(prior, y.to(dev), mask.to(dev), sigma0, above, below, epsilon=ip["epsilon"], T=ip["T"],
-                               n_samples=S, seeds=sample_seeds(prm, name, idx, sigma0, S, what=f"inpaint/{kind}"),
-                               sigma_L=prm["sigma_L"], init=prm["inpaint_init"], init_mean=prm["inpaint_init_mean"],
-                               callback=snap, final_denoise=prm["final_denoise"])
-        samples = res.samples.cpu()
+        res = methods.run("kawar_inpaint", prior, Inpainting(mask, shape=tuple(x.shape[1:])).to(dev),
+                          gaussian_noise(sigma0), y.to(dev), sigmas_above=above, sigmas_below=below,
+                          epsilon=ip["epsilon"], T=ip["T"], n_samples=S,
+                          seeds=sample_seeds(prm, name, idx, sigma0, S, what=f"inpaint/{kind}"), sigma_L=prm["sigma_L"],
+                          init=prm["inpaint_init"], init_mean=prm["inpaint_init_mean"], callback=snap,
+                          final_denoise=prm["final_denoise"])
+        samples = res.x.cpu()
         xs = x.expand(S, -1, -1, -1)
         p = psnr_for(PAPER, samples, xs)
         miss = (1 - mask).expand_as(xs).bool()
@@ -332,12 +355,12 @@ def inpaint_rows(prm: dict, name: str, idx: int) -> list[dict]:
                          "levels_above": len(above), "levels_below": len(below), "T": ip["T"],
                          "psnr": float(p[s]), "mse": float(mse(samples[s:s + 1].clamp(0, 1), x)),
                          "psnr_missing": float(-10 * torch.log10(d_miss.pow(2).mean())),
-                         "observed_residual_std": float(obs.std()), "denoiser_calls": res.denoiser_calls,
-                         "sampler_seconds": res.seconds, "sampler_overhead": res.overhead})
+                         "observed_residual_std": float(obs.std()), "denoiser_calls": res.nfe,
+                         "sampler_seconds": res.diagnostics["seconds"], "sampler_overhead": res.diagnostics["overhead"]})
         if idx < prm["figure_images"]:
             arrays["masks"][kind] = {"mask": mask[0], "observed": y[0], "samples": samples, "intermediate": snaps}
     if idx < prm["figure_images"]:
-        save_torch(_arrays_dir(prm, "inpaint") / f"{name}_{idx:03d}.pt", arrays)
+        save_torch(runtime.arrays_dir(prm, PAPER, "inpaint") / f"{name}_{idx:03d}.pt", arrays)
     return rows
 
 
@@ -366,17 +389,24 @@ def stage_exactness(prm: dict) -> None:
                                                 sigma0)[2].tolist()
             else:
                 below = LG.geometric_levels(sigma0, prm["sigma_L"], run["denoise"]["rate"]).tolist()
-            g = seeding.generator(prm["seed"], PAPER, "exactness", name, sigma0)
-            x = gp.sample(ex["images"], g)
-            y = x + sigma0 * torch.randn(x.shape, generator=g, dtype=x.dtype)
-            m, v = LG.gaussian_algorithm1_moments(S, 0.5, y, sigma0, below, epsilon=run["denoise"]["epsilon"],
-                                                  T=run["denoise"]["T"], sigma_L=prm["sigma_L"])
-            post = gp.posterior_variance_denoising(sigma0)
-            mse_ours = (((m - gp(y, sigma0)) ** 2).flatten(1).sum(1) + v.sum() + post.sum()) / x[0].numel()
-            mse_mmse = post.sum() / x[0].numel()
-            rows.append({"run": name, "sigma0": sigma0, "levels": len(below), "T": run["denoise"]["T"],
-                         "epsilon": run["denoise"]["epsilon"], "mse_ratio_closed_form": float((mse_ours / mse_mmse).mean()),
-                         "variance_ratio_mean": float((v / post).mean()), "images": ex["images"]})
+            epsilons = {"params (the paper's table)": run["denoise"]["epsilon"],
+                        **run["denoise"].get("also_epsilon", {})}
+            for source, eps in epsilons.items():
+                g = seeding.generator(prm["seed"], PAPER, "exactness", name, sigma0)
+                x = gp.sample(ex["images"], g)
+                y = x + sigma0 * torch.randn(x.shape, generator=g, dtype=x.dtype)
+                m, v = LG.gaussian_algorithm1_moments(S, 0.5, y, sigma0, below, epsilon=eps, T=run["denoise"]["T"],
+                                                      sigma_L=prm["sigma_L"])
+                post = gp.posterior_variance_denoising(sigma0)
+                mse_ours = (((m - gp(y, sigma0)) ** 2).flatten(1).sum(1) + v.sum() + post.sum()) / x[0].numel()
+                mse_mmse = post.sum() / x[0].numel()
+                # the likelihood term's step at the first level: alpha_1 / (sigma0^2 - sigma_1^2), stable below 2
+                alpha_1 = eps * below[0] ** 2 / prm["sigma_L"] ** 2
+                rows.append({"run": name, "sigma0": sigma0, "levels": len(below), "T": run["denoise"]["T"],
+                             "epsilon": eps, "epsilon_source": source,
+                             "likelihood_step_first_level": alpha_1 / (sigma0**2 - below[0] ** 2),
+                             "mse_ratio_closed_form": float((mse_ours / mse_mmse).mean()),
+                             "variance_ratio_mean": float((v / post).mean()), "images": ex["images"]})
     write_csv(runtime.results_dir(prm, PAPER) / "exactness.csv", pd.DataFrame(rows))
 
 
@@ -384,17 +414,13 @@ RESULTS = "results/{profile}/kawar2021/"
 UNIVERSAL = ("data/models/{profile}/mohan2020",)   # the universal prior of mini / smoke
 
 
-def _per_image_stage(what: str, rows, plan, about: str) -> Stage:
-    csv, side = RESULTS + f"{what}.csv", RESULTS + f"arrays_{what}"
-    return Stage(f"kawar2021_{what}", PAPER, None, outs=(csv, RESULTS + f"{what}_availability.csv", side),
-                 inputs=UNIVERSAL, per_image=PerImage(rows, plan, csv, side=side, key_columns=("run", "image_index")),
-                 about=about)
-
-
 STAGES = [
-    _per_image_stage("denoise", denoise_rows, plan_denoise,
-                     "Algorithm 1: BM3D, MMSE and posterior samples per image and sigma0; residual statistics"),
-    _per_image_stage("inpaint", inpaint_rows, plan_inpaint, "Algorithm 2: noisy inpainting, text / rows / eye masks"),
+    per_image_stage(PAPER, "denoise", denoise_rows, plan_denoise, inputs=UNIVERSAL, arrays=True, availability=True,
+                    key_columns=("run", "image_index"),
+                    about="Algorithm 1: BM3D, MMSE and posterior samples per image and sigma0; residual statistics"),
+    per_image_stage(PAPER, "inpaint", inpaint_rows, plan_inpaint, inputs=UNIVERSAL, arrays=True, availability=True,
+                    key_columns=("run", "image_index"),
+                    about="Algorithm 2: noisy inpainting, text / rows / eye masks"),
     Stage("kawar2021_exactness", PAPER, stage_exactness, outs=(RESULTS + "exactness.csv",),
           about="Algorithm 1 on an analytic Gaussian prior with each run's settings: the closed-form MSE ratio"),
 ]

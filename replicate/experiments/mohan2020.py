@@ -13,7 +13,6 @@ clamped to [0, 1] (= [0, 255]); input PSNR on the clipped noisy image.
 from __future__ import annotations
 
 import copy
-import json
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ from replicate import runtime, seeding
 from replicate.denoisers.base import Denoiser
 from replicate.experiments.mohan2020_models import load_models, models_manifest
 from replicate.io import save_torch, write_csv
-from replicate.pipeline.stage import PerImage, Stage
+from replicate.pipeline.stage import Stage, per_image_stage
 
 PAPER = "mohan2020"
 
@@ -38,6 +37,7 @@ def grid(prm: dict) -> dict:
 
 
 def test_sets(prm: dict, names=None) -> dict[str, list[D.Image]]:
+    """The test sets of this profile by name (all, or those in `names`)."""
     return {name: D.load_set(spec) for name, spec in prm["test_sets"].items() if names is None or name in names}
 
 
@@ -109,6 +109,8 @@ def first_order(model: Denoiser, y: torch.Tensor, sigma) -> tuple[torch.Tensor, 
 
 
 def stage_linear(prm: dict) -> None:
+    """Section 4: the first-order decomposition f(y) = A_y y + b_y per noise level (decomposition.csv), homogeneity
+    f(a y) = a f(y) (homogeneity.csv) and the affine check (affine.csv)."""
     g = grid(prm)
     models = load_models(prm)
     dev = runtime.device(prm)
@@ -190,6 +192,8 @@ def jacobian(model: Denoiser, y: torch.Tensor, sigma: float, chunk_size: int = 6
 
 
 def stage_jacobian(prm: dict) -> None:
+    """Section 4: the Jacobian A_y of each model on an image crop by autograd, its SVD and effective dimensionality
+    per noise level -> jacobian.csv, jacobian_arrays.npz."""
     g = grid(prm)
     models = load_models(prm)
     jac = prm["jacobian"]
@@ -275,9 +279,8 @@ RESULTS = "results/{profile}/mohan2020/"
 MODELS = "data/models/{profile}/mohan2020"
 
 STAGES = [
-    Stage("mohan2020_generalization", PAPER, None, outs=(RESULTS + "generalization.csv",), inputs=(MODELS,),
-          per_image=PerImage(generalization_rows, plan_generalization, RESULTS + "generalization.csv"),
-          about="output PSNR/SSIM vs input noise level: every model, every test image, every sigma"),
+    per_image_stage(PAPER, "generalization", generalization_rows, plan_generalization, inputs=(MODELS,),
+                    about="output PSNR/SSIM vs input noise level: every model, every test image, every sigma"),
     Stage("mohan2020_linear", PAPER, stage_linear, inputs=(MODELS,),
           outs=tuple(RESULTS + f for f in ("decomposition.csv", "homogeneity.csv", "affine.csv")),
           about="first-order decomposition f(y) = A_y y + b_y vs sigma; homogeneity f(ay) = a f(y)"),

@@ -36,24 +36,29 @@ MIN_GAIN_DB = 3.0   # held-out PSNR gain at the top of the training range; a wor
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One denoiser of the grid: architecture, with or without bias, training noise range."""
     arch: str        # dncnn | unet | rcnn
     variant: str     # bias | bias_free
     train_max: int   # training noise range [0, train_max] on the 0-255 scale
 
     @property
     def name(self) -> str:
+        """'<arch>/<variant>/0-<range>', the model's name in tables and files."""
         return f"{self.arch}/{self.variant}/0-{self.train_max}"
 
     @property
     def file_stem(self) -> str:
+        """The file name (without suffix) its weights are stored under."""
         return self.name.replace("/", "_")
 
 
 def model_specs(prm: dict) -> list[ModelSpec]:
+    """Every model of the profile's grid (architectures x variants x training ranges)."""
     return [ModelSpec(a, v, int(r)) for a in prm["archs"] for v in prm["variants"] for r in prm["ranges"]]
 
 
 def small_dncnn(channels: int, depth: int, features: int, bias: bool) -> NetworkDenoiser:
+    """The small DnCNN (with or without bias) that the mini and smoke profiles train."""
     from replicate.denoisers.bfcnn import DnCNN
 
     return NetworkDenoiser(DnCNN(channels=channels, depth=depth, features=features, bias=bias), output="clean",
@@ -167,6 +172,7 @@ def train_models(prm: dict) -> pd.DataFrame:
 
 
 def fetch_checkpoints(prm: dict) -> pd.DataFrame:
+    """The paper profile: the authors' checkpoints of the grid through the asset registry, one row per model."""
     from replicate.assets.registry import fetch
     from replicate.denoisers.checkpoints import mohan_denoiser
 
@@ -179,6 +185,8 @@ def fetch_checkpoints(prm: dict) -> pd.DataFrame:
 
 
 def stage_models(prm: dict) -> None:
+    """The models stage: train the profile's denoisers (mini, smoke) or fetch the authors' (paper) ->
+    data/models/<profile>/mohan2020/, models.csv."""
     out_dir = runtime.models_dir(prm, PAPER)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = train_models(prm) if prm["source"] == "train" else fetch_checkpoints(prm)

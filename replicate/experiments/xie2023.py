@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
 import torch
-from replicate.progress import bar as progress_bar
 
 from replicate import data as D
-from replicate import runtime, seeding
+from replicate import methods, runtime, seeding
 from replicate.experiments.xie2023_train import (METHODS, NB2NB_NOT_REPORTED, PAPER, TRAINING,  # noqa: F401
                                                  additive_noise, checkpoint_path, load_nets, make_net, net_input,
                                                  noise_model, runs, sigma_e_for, training_images)
 from replicate.io import save_torch
-from replicate.noise.xie2023 import NoiseModel
-from replicate.pipeline.stage import PerImage, Stage
+from replicate.methods import Reconstruction
+from replicate.noise.xie2023 import XieNoiseModel as NoiseModel
+from replicate.pipeline.stage import Stage, per_image_stage
 from replicate.solvers import score_denoise as S
 
 # Tables 2-4: which models each table holds
@@ -53,6 +52,7 @@ def grid(prm: dict) -> dict:
 
 
 def test_sets(prm: dict, names=None) -> dict[str, list[D.Image]]:
+    """The test sets of this profile by name (all, or those in `names`)."""
     return {n: D.load_set(spec) for n, spec in prm["test_sets"].items() if names is None or n in names}
 
 
@@ -139,10 +139,11 @@ def score_at(prm: dict, net, model: NoiseModel, y255: torch.Tensor, key: tuple |
 
 
 def solve_ours(prm: dict, model: NoiseModel, y_in: torch.Tensor, s: torch.Tensor,
-               solver_options: dict | None = None) -> torch.Tensor:
-    """Algorithm 1 step 2 on the network's input y_in and score s (0-255)."""
-    return S.solve(model, y_in, s, iters=prm["solver"]["iters"], sigma_e=sigma_e_for(prm, model),
-                   options=solver_options or prm["solver"])
+               solver_options: dict | None = None) -> Reconstruction:
+    """Algorithm 1 step 2 on the network's input y_in and score s (0-255): the registered "xie_score_equation"
+    (diagnostics["eq_residual"]: the relative residual of the equation solved)."""
+    return methods.run("xie_score_equation", None, None, model, y_in, score=s, iters=prm["solver"]["iters"],
+                       sigma_e=sigma_e_for(prm, model), options=solver_options or prm["solver"])
 
 
 def _apply(net, u: torch.Tensor) -> torch.Tensor:
@@ -151,25 +152,42 @@ def _apply(net, u: torch.Tensor) -> torch.Tensor:
     return net(u.float().to(dev)).double().cpu()
 
 
-@torch.no_grad()
-def run_method(prm: dict, method: str, net, model: NoiseModel, y255: torch.Tensor, gen: torch.Generator,
-               solver_options: dict | None = None, key: tuple | None = None) -> torch.Tensor:
-    """x_hat (0-255) of one method for noisy y255 (N, C, H, W). key: item_key(set, image, model), which seeds the
-    score network's test-time sigma_e draw (needed by Ours on No.5-10 with ``test_sigma_e: code``)."""
+def _ours(prm, net, model, y255, gen, solver_options, key) -> torch.Tensor:
+    """Ours: the score network at y (plus the test-time sigma_e draw), then the score equation."""
+    return solve_ours(prm, model, *score_at(prm, net, model, y255, key), solver_options).x
+
+
+def _direct(prm, net, model, y255, gen, solver_options, key) -> torch.Tensor:
+    """SL and Neighbor2Neighbor: the network's output is the estimate."""
     from replicate.training_score import from_net, to_net
 
-    if method == "Ours":
-        return solve_ours(prm, model, *score_at(prm, net, model, y255, key), solver_options)
-    scale = net_input(prm, model, method)
-    if method in ("SL", "Nb2Nb"):
-        return from_net(_apply(net, to_net(y255, scale)), scale)
-    # Noisier2Noise, alpha: x = ((1 + a^2) E[y | z] - z) / a^2, averaged over `average` draws of z (App. B)
+    scale = net_input(prm, model, "SL")
+    return from_net(_apply(net, to_net(y255, scale)), scale)
+
+
+def _noisier2noise(prm, net, model, y255, gen, solver_options, key) -> torch.Tensor:
+    """Noisier2Noise, alpha: x = ((1 + a^2) E[y | z] - z) / a^2, averaged over `average` draws of z (App. B)."""
+    from replicate.training_score import from_net, to_net
+
+    scale = net_input(prm, model, "Nr2N")
     a, k = prm["nr2n"]["alpha"], prm["nr2n"]["average"]
     draw, acc = additive_noise(model), torch.zeros_like(y255, dtype=torch.float64)
     for _ in range(k):
         z = y255 + a * draw(y255, gen)
         acc += ((1 + a * a) * from_net(_apply(net, to_net(z, scale)), scale) - z) / (a * a)
     return acc / k
+
+
+#: each method of Tables 2-4 from its trained network: Ours is the paper's, the others its baselines
+ESTIMATORS = {"Ours": _ours, "SL": _direct, "Nb2Nb": _direct, "Nr2N": _noisier2noise}
+
+
+@torch.no_grad()
+def run_method(prm: dict, method: str, net, model: NoiseModel, y255: torch.Tensor, gen: torch.Generator,
+               solver_options: dict | None = None, key: tuple | None = None) -> torch.Tensor:
+    """x_hat (0-255) of one method for noisy y255 (N, C, H, W). key: item_key(set, image, model), which seeds the
+    score network's test-time sigma_e draw (needed by Ours on No.5-10 with ``test_sigma_e: code``)."""
+    return ESTIMATORS[method](prm, net, model, y255, gen, solver_options, key)
 
 
 def _metrics(xhat255: torch.Tensor, x01: torch.Tensor) -> dict:
@@ -197,25 +215,27 @@ def denoise_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     by_model: dict[int, list[str]] = {}
     for no, method in runs(prm):
         by_model.setdefault(no, []).append(method)
-    for no, methods in by_model.items():
+    for no, model_methods in by_model.items():
         model = noise_model(prm, no)
         y = noisy_for(prm, model, set_name, idx, x255)
         base = {"set": set_name, "image_index": idx, "image": im.name, "no": no, "table": TABLE_OF[no],
                 "model": model.name, "seed": prm["seed"], "psnr_in": _metrics(y, x01)["psnr"]}
-        for method in methods:
+        for method in model_methods:
             net = nets[(no, method)]
             start = time.perf_counter()
             gen = seeding.generator(prm["seed"], PAPER, "method-noise", set_name, idx, no, method)
             extra = {}
-            if method == "Ours":
+            if method == "Ours":  # also the diagnostics of the equation it solves
                 y_in, s = score_at(prm, net, model, y, item_key(set_name, idx, no))
-                xhat = solve_ours(prm, model, y_in, s)
-                extra["eq_residual"] = float(S.equation_residual(model, xhat, y_in, s,
-                                                                 sigma_e=sigma_e_for(prm, model))[0])
+                ours = solve_ours(prm, model, y_in, s)
+                xhat = ours.x
+                extra["eq_residual"] = float(ours.diagnostics["eq_residual"][0])
                 if model.exponential_family and not (model.correlated and model.family != "gauss"):
                     # the paper's Sec. 3.2: our closed forms = Tweedie/Noise2Score on the same score (sigma_e = 0)
-                    ours0 = S.solve(model, y_in, s, iters=prm["solver"]["iters"])
-                    extra["n2s_max_abs_diff"] = float((S.noise2score(model, y_in, s) - ours0).abs().max())
+                    ours0 = methods.run("xie_score_equation", None, None, model, y_in, score=s,
+                                        iters=prm["solver"]["iters"]).x
+                    n2s = methods.run("noise2score", None, None, model, y_in, score=s).x
+                    extra["n2s_max_abs_diff"] = float((n2s - ours0).abs().max())
                 if model.family == "gauss_sd" and not model.correlated:
                     root = S.quadratic_sd(model, y_in, s)
                     rows.append({**base, "method": "Ours (exact root)", **_metrics(root, x01),
@@ -250,7 +270,7 @@ def robustness_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
                 gen = seeding.generator(prm["seed"], PAPER, "perturb", set_name, idx, no, float(r), rep)
                 factors = {k: 1.0 + float(r) * float(torch.randn((), generator=gen, dtype=torch.float64)) for k in keys}
                 pert = model.with_params(**{k: model.params[k] * f for k, f in factors.items()})
-                xhat = solve_ours(prm, pert, y_in, s)
+                xhat = solve_ours(prm, pert, y_in, s).x
                 rows.append({"set": set_name, "image_index": idx, "image": im.name, "no": no, "model": model.name,
                              "rate": float(r), "repeat": rep, "seed": prm["seed"], "solver": "network score",
                              **{f"factor_{k}": f for k, f in factors.items()}, **_metrics(xhat, x01)})
@@ -262,10 +282,12 @@ def _items(prm: dict, names) -> list[tuple]:
 
 
 def plan_denoise(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of every test set."""
     return prm, _items(prm, grid(prm)["test_sets"])
 
 
 def plan_robustness(prm: dict) -> tuple[dict, list[tuple]]:
+    """Every image of the robustness study's test sets."""
     return prm, _items(prm, prm["robustness"].get("test_sets") or grid(prm)["test_sets"])
 
 
@@ -310,12 +332,10 @@ def stage_applicability(prm: dict) -> None:
 STAGES = [
     Stage("xie2023_applicability", PAPER, stage_applicability, outs=(RESULTS + "applicability.csv",),
           about="Table 1: which method the code can run on each of the 16 noise models"),
-    Stage("xie2023_denoise", PAPER, None, outs=(RESULTS + "denoise.csv",), inputs=MODELS,
-          per_image=PerImage(denoise_rows, plan_denoise, RESULTS + "denoise.csv"),
-          about="every test image x noise model x method: PSNR, SSIM, the solved equation's residual"),
-    Stage("xie2023_robustness", PAPER, None, outs=(RESULTS + "robustness.csv",), inputs=MODELS,
-          per_image=PerImage(robustness_rows, plan_robustness, RESULTS + "robustness.csv"),
-          about="Fig. 2: Ours with every noise parameter perturbed, same trained score network"),
+    per_image_stage(PAPER, "denoise", denoise_rows, plan_denoise, inputs=MODELS,
+                    about="every test image x noise model x method: PSNR, SSIM, the solved equation's residual"),
+    per_image_stage(PAPER, "robustness", robustness_rows, plan_robustness, inputs=MODELS,
+                    about="Fig. 2: Ours with every noise parameter perturbed, same trained score network"),
     Stage("xie2023_fig3", PAPER, stage_fig3, outs=(RESULTS + "fig3.pt",), inputs=MODELS,
           about="Fig. 3: one test image, every noise model of the figure, every method"),
 ]

@@ -44,7 +44,8 @@ from replicate.progress import bar as progress_bar
 from replicate import data as D
 from replicate import runtime, seeding
 from replicate.io import write_csv
-from replicate.noise.xie2023 import MULTIPLICATIVE, NoiseModel, table1_model
+from replicate.noise.xie2023 import MULTIPLICATIVE, table1_model
+from replicate.noise.xie2023 import XieNoiseModel as NoiseModel
 from replicate.pipeline.stage import Stage, note
 
 PAPER = "xie2023"
@@ -77,6 +78,7 @@ def runs(prm: dict) -> list[tuple[int, str]]:
 
 
 def noise_model(prm: dict, no: int, **overrides) -> NoiseModel:
+    """Noise model No. `no` of Xie et al.'s Table 1 with this profile's parameters (and any overrides)."""
     return table1_model(no, {**prm["noise"], **overrides}, kernel=prm["kernel"], conv_eps=prm["conv_eps"],
                         poisson_score=prm["poisson_score"])
 
@@ -166,6 +168,7 @@ def make_net(prm: dict, method: str):
 
 
 def baseline_output(prm: dict) -> str:
+    """What the baselines' networks output: the clean image ('direct') or the noise ('residual')."""
     out = prm.get("baseline_output", "direct")
     if out not in ("direct", "residual"):
         raise ValueError(f"xie2023.baseline_output must be 'direct' or 'residual', got {out!r}")
@@ -184,11 +187,15 @@ def train_fingerprint(prm: dict, no: int, method: str) -> dict:
 
 
 def checkpoint_path(prm: dict, no: int, method: str):
+    """Where the network of (model No., method) is stored; its name carries the fingerprint of everything its
+    training depends on."""
     key = hashlib.sha256(json.dumps(train_fingerprint(prm, no, method), sort_keys=True).encode()).hexdigest()[:12]
     return runtime.models_dir(prm, PAPER) / f"{TRAINING[method]}_no{no:02d}_{key}.pt"
 
 
 def train_config(prm: dict, no: int, method: str):
+    """The training configuration of (model No., method) from params (AR-DAE for Ours, the baselines' losses
+    otherwise)."""
     from replicate.training_score import ScoreTrainConfig
 
     t = prm["train"]
@@ -230,6 +237,8 @@ def held_out_gain(prm: dict, no: int, method: str, net, init) -> dict:
 
 
 def stage_train(prm: dict) -> None:
+    """The train stage: every (noise model, method) network of the grid, one thread on a CPU (same weights on every
+    machine), resumable -> data/models/<profile>/xie2023/, training.csv."""
     clean, notes = training_images(prm)
     dev = runtime.device(prm)
     threads = torch.get_num_threads()
@@ -315,6 +324,7 @@ def paper_training_cost(prm: dict, reps: int = 2) -> dict:
 
 
 def load_nets(prm: dict) -> dict[tuple[int, str], torch.nn.Module]:
+    """The trained networks of the grid, (model No., method) -> network in eval mode."""
     nets = {}
     for no, method in runs(prm):
         ckpt = checkpoint_path(prm, no, method)

@@ -1,5 +1,9 @@
 """Measurement noise models of DPS (Chung et al. 2023): additive Gaussian and Poisson (shot) noise.
 
+The measurement family of the project's noise models: MeasurementNoise derives from replicate/noise/base.py's
+NoiseModel and adds the DPS data terms; make_noise("clean" | "gaussian" | "poisson", ...) builds them by name
+(replicate/noise/registry.py, the one registry of both families).
+
 Measurements are in [0, 1] units (replicate/operators/base.py). The DPS code works on [-1, 1] images, where a value
 v01 is 2 v01 - 1, so a noise level sigma there is sigma / 2 here, and residual norms there are twice ours. Each model
 states its convention:
@@ -39,43 +43,32 @@ lam is floored at ``min_rate`` inside logs and divisions (A(x) of a sampler's es
 """
 from __future__ import annotations
 
-from typing import Callable
+import abc
 
 import torch
 
-NOISES: dict[str, type] = {}
-
-
-def register_noise(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        NOISES[name] = cls
-        cls.registered_name = name
-        return cls
-
-    return deco
-
-
-def make_noise(name: str, **kwargs) -> "NoiseModel":
-    if name not in NOISES:
-        raise KeyError(f"unknown noise model {name!r}; known: {', '.join(sorted(NOISES))}")
-    return NOISES[name](**kwargs)
+from replicate.noise.base import NoiseModel
 
 
 def _per_image(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1).sum(1)
 
 
-class NoiseModel:
-    registered_name = ""
+class MeasurementNoise(NoiseModel):
+    """Measurement noise y = A(x) + noise of an inverse problem (module doc): ``sample(Ax, generator)`` draws y from
+    the clean measurement A(x), and the DPS data terms below compare y with A(x) of an estimate."""
 
-    def sample(self, Ax: torch.Tensor, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def sample(self, Ax: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A noisy measurement y of the clean measurement ``Ax`` (on [0, 1]), drawn from ``generator`` only."""
 
-    def log_likelihood(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def log_likelihood(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
+        """log p(y | A(x)) per image (N,), up to an additive constant independent of x."""
 
-    def fidelity(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def fidelity(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
+        """The data term per image (N,) (module doc)."""
 
     def dps_norm(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
         """The non-negative per-image term whose gradient DPS steps along: x <- x - scale * grad dps_norm.
@@ -93,9 +86,10 @@ class NoiseModel:
         return g
 
 
-@register_noise("clean")
-class NoNoise(NoiseModel):
+class NoNoise(MeasurementNoise):
     """Noiseless measurements (y = A(x)); the data term is the plain residual norm."""
+
+    registered_name = "clean"
 
     def sample(self, Ax, generator=None):
         return Ax.clone()
@@ -107,9 +101,14 @@ class NoNoise(NoiseModel):
         raise ValueError("noiseless measurements have no proper likelihood")
 
 
-@register_noise("gaussian")
-class GaussianNoise(NoiseModel):
+class GaussianNoise(MeasurementNoise):
     """Additive white Gaussian noise of std ``sigma`` on the ``scale`` convention ("pm1": [-1, 1], DPS's; "01")."""
+
+    registered_name = "gaussian"
+    PARAMS = {"sigma": "std of the additive white Gaussian noise n, in the units of `scale` (DPS: sigma_y = 0.05 on "
+                       "[-1, 1], i.e. y = A(x) + (sigma / 2) n on our [0, 1] measurements)",
+              "scale": "which image range sigma (and the fidelity's residual norm) refers to: 'pm1' = [-1, 1] (the DPS "
+                       "code's), '01' = [0, 1] (this project's measurements)"}
 
     def __init__(self, sigma: float = 0.05, scale: str = "pm1"):
         if scale not in ("pm1", "01"):
@@ -144,10 +143,17 @@ class GaussianNoise(NoiseModel):
 POISSON_LIKELIHOODS = ("poisson_code", "poisson_shot", "poisson_ls", "poisson_gaussian", "poisson_direct")
 
 
-@register_noise("poisson")
-class PoissonNoise(NoiseModel):
+class PoissonNoise(MeasurementNoise):
     """Poisson (shot) noise with 255 * rate photons per unit intensity, as simulated by DPS; ``likelihood`` picks the
     DPS data term (module doc): "poisson_code" (the released code's, default) or one of the text's."""
+
+    registered_name = "poisson"
+    PARAMS = {"rate": "photons per unit intensity / 255: counts k ~ Poisson(255 rate clip(A(x), 0, 1)), y = k / (255 "
+                      "rate) clipped to [0, 1] (DPS: rate = 1, counts 0-255, variance A(x) / 255)",
+              "likelihood": f"the DPS data term, one of {POISSON_LIKELIHOODS} (module doc; 'poisson_code' is the "
+                            "released code's, the others the text's, App. C.4)",
+              "min_count": "floor of the photon count k in the weight 1 / (2 k) of 'poisson_shot' (zero counts)",
+              "min_rate": "floor of lam = 255 rate A(x) inside logs and divisions (A(x) of an estimate can be <= 0)"}
 
     def __init__(self, rate: float = 1.0, likelihood: str = "poisson_code", min_count: float = 1.0,
                  min_rate: float = 1e-3):

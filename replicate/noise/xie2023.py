@@ -1,4 +1,10 @@
 """The 16 noise models of Xie, Yuan, Dong, Li 2023 (Table 1): sampling, log-likelihood and likelihood score.
+Xie et al. 2023 (Algorithm 1) = training the score of noisy images (replicate/training_score.py) + the noise model
+(this module) + solving the score equation per noise model (replicate/solvers/score_denoise.py).
+
+XieNoiseModel is the Xie family of replicate/noise/base.py's NoiseModel; model No.n is table1_model(n), registered
+as "xie2023_no<n>" (make_noise("xie2023_no3", params={"a": 0.98}) = table1_model(3, {"a": 0.98}),
+replicate/noise/registry.py).
 
 Everything here lives on the paper's 0-255 scale ("the pixel value range of all clean images is [0, 255] and the
 parameters of noise models are built on it"): x and y are float tensors (N, C, H, W) on that scale.
@@ -31,6 +37,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from replicate.noise.base import NoiseModel
+
 KERNEL_EQ30 = ((0.05, 0.1, 0.05), (0.1, 0.4, 0.1), (0.05, 0.1, 0.05))
 
 # the paper's parameters, 0-255 scale (Sec. 4 "Parameters of Noise Models", Tables 2-4, Appendix B), with the
@@ -48,6 +56,24 @@ MULTIPLICATIVE = ("gamma", "poisson", "rayleigh")
 # which parameters each family uses (Fig. 2 perturbs these; mix_sigma too for mixtures)
 FAMILY_PARAMS = {"gauss": ("sigma",), "gauss_sd": ("a", "b"), "gamma": ("alpha",), "poisson": ("lam",),
                  "rayleigh": ("ray_sigma",)}
+# what each parameter means (XieNoiseModel.PARAMS; all on the 0-255 scale)
+PARAM_MEANINGS = {
+    "sigma": "std of the Gaussian noise of No.1-2: y = x + sigma n (with A: x + sigma A n)",
+    "a": "slope of the signal-dependent std a x + b of No.3-4 (official code 25/255; the paper prints 0.98)",
+    "b": "offset of the signal-dependent std a x + b of No.3-4",
+    "alpha": "Gamma shape = rate of No.5/6/11/12: z = eta x, eta ~ G(alpha, alpha) (mean 1, variance 1/alpha)",
+    "lam": "Poisson photon rate lambda of No.7/8/13/14: z = eta / lambda, eta ~ P(lambda x) (variance x / lambda)",
+    "ray_sigma": "Rayleigh scale sigma_r of No.9/10/15/16: z = (eta + 1) x, eta ~ R(sigma_r)",
+    "mix_sigma": "std of the Gaussian N(0, mix_sigma^2 I) added by the mixtures No.11-16 (paper: 10, i.e. N(0, 100 I))",
+    "sigma_e": "std of the training-only Gaussian added to the score network's training images of No.5-10 (App. B), "
+               "removed at inference by Algorithm 5; not part of the noise that sample() draws",
+    "poisson_score": "Poisson score: 'paper' (Eq. 12's approximation log(lambda y + 1/2)) or 'exact' (digamma)",
+}
+
+
+def table1_name(no: int) -> str:
+    """The registered name of Table 1's model No.`no` (replicate/noise/registry.py)."""
+    return f"xie2023_no{int(no)}"
 
 
 class CircularConv:
@@ -120,8 +146,10 @@ class CircularConv:
 
 
 @dataclass(frozen=True)
-class NoiseModel:
-    """One row of Table 1. `params` on the 0-255 scale (see DEFAULT_PARAMS)."""
+class XieNoiseModel(NoiseModel):
+    """One row of Table 1. `params` on the 0-255 scale (see DEFAULT_PARAMS; their meanings in PARAMS)."""
+
+    PARAMS = PARAM_MEANINGS
 
     no: int
     family: str
@@ -144,6 +172,10 @@ class NoiseModel:
         return f"No.{self.no} {base}{' w/ A' if self.correlated else ' w/o A'}{' + N(0,100I)' if self.mixture else ''}"
 
     @property
+    def registered_name(self) -> str:
+        return table1_name(self.no)
+
+    @property
     def mix_sigma(self) -> float:
         return float(self.params["mix_sigma"]) if self.mixture else 0.0
 
@@ -156,12 +188,17 @@ class NoiseModel:
     def unbiased(self) -> bool:
         return self.family != "rayleigh"
 
-    def with_params(self, **updates) -> "NoiseModel":
+    def with_params(self, **updates) -> "XieNoiseModel":
         return replace(self, params={**self.params, **updates})
 
     def relevant_params(self) -> dict:
         keys = FAMILY_PARAMS[self.family] + (("mix_sigma",) if self.mixture else ())
         return {k: float(self.params[k]) for k in keys}
+
+    def param_values(self) -> dict:
+        """The parameters this model uses (relevant_params), and the Poisson score's form for the Poisson models."""
+        extra = {"poisson_score": self.poisson_score} if self.family == "poisson" else {}
+        return {**self.relevant_params(), **extra}
 
     # ------------------------------------------------------------------ sampling
     def sample(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -291,7 +328,7 @@ class NoiseModel:
 
 
 def table1_model(no: int, params: dict | None = None, *, kernel=KERNEL_EQ30, conv_eps: float = 0.0,
-                 poisson_score: str = "paper") -> NoiseModel:
+                 poisson_score: str = "paper") -> XieNoiseModel:
     """Noise model No.`no` (1-16) of Table 1 with the paper's parameters, updated by `params`."""
     if not 1 <= int(no) <= 16:
         raise ValueError(f"Table 1 has noise models No.1-16, got {no}")
@@ -302,7 +339,7 @@ def table1_model(no: int, params: dict | None = None, *, kernel=KERNEL_EQ30, con
     else:
         k = (no - 5) % 6
         family, correlated, mixture = MULTIPLICATIVE[k // 2], k % 2 == 1, no >= 11
-    return NoiseModel(no, family, correlated, mixture, prm, poisson_score, CircularConv(kernel, eps=conv_eps))
+    return XieNoiseModel(no, family, correlated, mixture, prm, poisson_score, CircularConv(kernel, eps=conv_eps))
 
 
 ALL_MODELS = tuple(range(1, 17))

@@ -20,7 +20,16 @@ so that ``A x = U(pad_m(s * V_T(x)[:, :r]))`` (the layout DDRM's H_functions use
 V diag(1/s) U^T y, with singular values below ``rcond * max(s)`` treated as zero (the minimum-norm least-squares
 solution).
 
-Operators are created by name, as in the DPS code: ``make_operator("super_resolution", factor=4)``.
+Where an orthonormal basis of A's null space is not cheap (the orthonormal operators), V_T may return n' > n
+coordinates, the redundant but exact split [V_r^T x, x - V_r V_r^T x] (the r measured coefficients, then the
+null-space component as a full image), with V(z) = V_r z_r + P_null z_rest: V(V_T(x)) = x, and noise added to the
+null-space coordinates reaches the image as P_null z, the same distribution as orthonormal null-space coordinates.
+
+One hierarchy, one registry: every operator is an ``Operator`` registered here by name (``register_operator``), in
+replicate/operators/linear.py (DPS / DDRM linear models), nonlinear.py (phase retrieval, non-uniform blur) and
+orthonormal.py (``OrthonormalOperator``: rows orthonormal, A A^T = I, all singular values 1, the measurement
+matrices of Kadkhodaie & Simoncelli 2021 and compressive sensing). They are created by name, as in the DPS code:
+``make_operator("super_resolution", factor=4)``, ``make_operator("random_pixels", shape=(1, 40, 40), keep=0.1)``.
 """
 from __future__ import annotations
 
@@ -46,15 +55,23 @@ def register_operator(name: str) -> Callable[[type], type]:
 
 
 def make_operator(name: str, **kwargs) -> "Operator":
+    """The registered operator ``name`` built with keyword arguments (``shape=(C, H, W)`` where it needs one)."""
     _load_builtin()
     if name not in OPERATORS:
         raise KeyError(f"unknown operator {name!r}; known: {', '.join(sorted(OPERATORS))}")
     return OPERATORS[name](**kwargs)
 
 
+def registered_operators() -> dict[str, type]:
+    """Every registered operator class by name (the built-in operator modules loaded)."""
+    _load_builtin()
+    return dict(OPERATORS)
+
+
 def _load_builtin() -> None:
-    # the operator modules register themselves on import; importing here avoids a circular import at load time
-    from replicate.operators import linear, nonlinear  # noqa: F401
+    # the operator modules register themselves on import; importing here avoids a circular import at load time.
+    # Every module that registers an operator is listed here, so no caller needs an import for its side effect.
+    from replicate.operators import linear, nonlinear, orthonormal  # noqa: F401
 
 
 class Operator(nn.Module):

@@ -1,5 +1,8 @@
 """Linear forward models of DPS (Chung et al. 2023) and DDRM, with adjoints and, where cheap, an exact SVD.
 
+(One module of ~540 lines on purpose: the blurs, super-resolution and inpainting share the separable-matrix and
+real-Fourier SVD machinery below, and DDRM relies on their common coefficient layout.)
+
 Registered names (``make_operator(name, **kw)``):
 
   super_resolution           bicubic downsampling with antialiasing (the Shocher-style resizer DPS uses); SVD from

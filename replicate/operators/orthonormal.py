@@ -1,4 +1,5 @@
-"""Measurement matrices M with orthonormal columns (M^T M = I), for Kadkhodaie & Simoncelli 2021, Sec. 3.
+"""Measurement matrices M with orthonormal columns (M^T M = I), for Kadkhodaie & Simoncelli 2021, Sec. 3, and
+compressive sensing.
 
 The constrained sampler (Algorithm 2) assumes "the measurement matrix has singular values that are equal to one
 (i.e. columns of M are orthogonal unit vectors, and thus M^T M = I)", so that M is the pseudo-inverse of M^T and
@@ -9,7 +10,15 @@ M M^T projects an image onto the measurement subspace. Every operator here acts 
     op.project(x) -> (N, C, H, W)  M M^T x (the "least-squares" images of the paper's figures)
     op.as_matrix()-> (D, m)        dense M, D = C*H*W (tests on small images only)
 
-Internal tensors are kept in float64 and cast to the input's dtype and device on use.
+In the terms of replicate.operators.base these are linear operators A = M^T whose rows are orthonormal: A A^T = I,
+all singular values are 1, and the pseudo-inverse is the adjoint. ``OrthonormalOperator`` is an ``Operator``:
+forward = M^T (measurements laid out ``measurement_shape``, (m,) unless a subclass says otherwise), adjoint = M,
+pseudo_inverse = M, singulars() = m ones, U = the identity (reshaped), and V_T / V the redundant split
+[M^T x, x - M M^T x] of base.py's docstring. Note: ``as_matrix()`` keeps this module's convention and returns
+M = A^T (D x m), not A (m x D) as ``Operator.as_matrix`` does. Each operator is registered by name in the one
+registry: ``make_operator("random_pixels", shape=(1, 40, 40), keep=0.1, seed=0)``.
+
+Internal tensors are kept in float64 (unless said otherwise) and cast to the input's dtype and device on use.
 """
 from __future__ import annotations
 
@@ -19,15 +28,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from replicate import seeding
+from replicate.operators.base import Operator, register_operator
+
 Shape = tuple[int, int, int]
 
 
-class OrthonormalOperator:
-    """Base class: subclasses implement M_T and M; m is the number of measurements (columns of M)."""
+class OrthonormalOperator(Operator):
+    """A linear operator A = M^T whose rows are orthonormal: A A^T = I, singular values all 1, pseudo-inverse = adjoint.
+
+    Subclasses implement M_T and M; m is the number of measurements (columns of M, rows of A).
+    """
 
     m: int
+    linear = True
+    svd_available = True
 
     def __init__(self, shape):
+        super().__init__()
         if len(shape) != 3:
             raise ValueError(f"shape must be (C, H, W), got {shape}")
         self.shape: Shape = tuple(int(s) for s in shape)
@@ -62,11 +80,59 @@ class OrthonormalOperator:
         return self.M(self.M_T(x))
 
     def as_matrix(self, dtype=torch.float64) -> torch.Tensor:
-        """Dense (D, m) matrix M, built by applying M to the identity (small images only)."""
+        """Dense (D, m) matrix M = A^T, built by applying M to the identity (small images only).
+
+        (The transpose of ``Operator.as_matrix``, which gives A: this module's convention, M with orthonormal
+        columns.)"""
         if self.D * self.m > 5e7:
             raise ValueError(f"dense M would have {self.D}x{self.m} entries; use a smaller image")
         eye = torch.eye(self.m, dtype=dtype)
         return self.M(eye).reshape(self.m, self.D).T
+
+    # ------------------------------------------------------------------------------- the Operator interface
+    @property
+    def measurement_shape(self) -> tuple[int, ...]:
+        """Layout of one measurement as ``forward`` returns it (M_T always gives it flattened, (N, m))."""
+        return (self.m,)
+
+    @property
+    def measurement_dim(self) -> int:
+        return self.m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A x = M^T x, laid out (N, *measurement_shape)."""
+        return self.M_T(x).reshape(x.shape[0], *self.measurement_shape)
+
+    def adjoint(self, y: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+        """A^T y = M y (y in the layout of ``forward`` or flattened)."""
+        return self.M(y.reshape(y.shape[0], -1))
+
+    def pseudo_inverse(self, y: torch.Tensor, rcond: float = 1e-10) -> torch.Tensor:
+        """A^+ y = A^T y = M y (A A^T = I)."""
+        return self.adjoint(y)
+
+    def singulars(self) -> torch.Tensor:
+        return torch.ones(self.m, dtype=torch.float64)
+
+    def U_T(self, y: torch.Tensor) -> torch.Tensor:
+        return y.reshape(y.shape[0], -1)
+
+    def U(self, z: torch.Tensor) -> torch.Tensor:
+        return z.reshape(z.shape[0], *self.measurement_shape)
+
+    def V_T(self, x: torch.Tensor) -> torch.Tensor:
+        """[M^T x, x - M M^T x]: the m measured coefficients, then the null-space component as a full image (m + D
+        coordinates, the redundant split of base.py's docstring; V(V_T(x)) = x)."""
+        coef = self.M_T(x)
+        null = x - self.M(coef)
+        return torch.cat([coef, null.reshape(x.shape[0], -1)], dim=1)
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        """M z_m + P_null z_rest (P_null = I - M M^T), the inverse of V_T on images."""
+        coef = z[:, : self.m]
+        null = z[:, self.m :].reshape(z.shape[0], *self.shape)
+        null = null - self.M(self.M_T(null))
+        return self.M(coef) + null
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape}, m={self.m})"
@@ -93,6 +159,7 @@ class _SubsetOfIdentity(OrthonormalOperator):
         return out.reshape(c.shape[0], *self.shape)
 
 
+@register_operator("inpaint_block")
 class BlockInpainting(_SubsetOfIdentity):
     """Keeps every pixel except a hole x hole block (all channels); paper Fig. 3-4 use a 30 x 30 hole.
 
@@ -114,6 +181,7 @@ class BlockInpainting(_SubsetOfIdentity):
         self.hole, self.center = (hh, hw), (cy, cx)
 
 
+@register_operator("random_pixels")
 class RandomPixels(_SubsetOfIdentity):
     """Keeps a random subset of exactly round(keep * count) entries (paper Fig. 5: keep = 0.1 or 0.3).
 
@@ -137,6 +205,7 @@ class RandomPixels(_SubsetOfIdentity):
         self.keep, self.seed, self.per_channel = keep, seed, per_channel
 
 
+@register_operator("block_average")
 class BlockAverage(OrthonormalOperator):
     """Spatial super-resolution by factor x factor block averaging (paper Fig. 6, factor 4).
 
@@ -183,15 +252,21 @@ def _real_fourier_basis(n: int) -> tuple[torch.Tensor, np.ndarray]:
     return torch.stack(rows), np.asarray(freqs)
 
 
-def _dct_basis(n: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Orthonormal DCT-II basis (rows; equals scipy.fft.dct(norm='ortho')); row k has frequency k/(2n)."""
+def dct_matrix(n: int, dtype=torch.float64) -> torch.Tensor:
+    """Orthonormal DCT-II matrix (rows = basis vectors): coefficients = B @ signal (= scipy dct(norm='ortho'))."""
     t = torch.arange(n, dtype=torch.float64)
     k = torch.arange(n, dtype=torch.float64)[:, None]
-    B = math.sqrt(2 / n) * torch.cos(math.pi * (t + 0.5) * k / n)
-    B[0] /= math.sqrt(2)
-    return B, np.arange(n)
+    B = math.sqrt(2.0 / n) * torch.cos(math.pi * (t + 0.5) * k / n)
+    B[0] /= math.sqrt(2.0)
+    return B.to(dtype)
 
 
+def _dct_basis(n: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Orthonormal DCT-II basis (rows; equals scipy.fft.dct(norm='ortho')); row k has frequency k/(2n)."""
+    return dct_matrix(n), np.arange(n)
+
+
+@register_operator("low_frequencies")
 class LowFrequencies(OrthonormalOperator):
     """Spectral super-resolution / deblurring: keep the lowest-frequency round(keep*H*W) coefficients per channel.
 
@@ -239,51 +314,92 @@ class LowFrequencies(OrthonormalOperator):
         return self._as(self.Bh, c).T @ z @ self._as(self.Bw, c)
 
 
+@register_operator("compressive_sensing")
 class RandomProjection(OrthonormalOperator):
-    """Compressive sensing: M = Q of a reduced QR of a D x m standard Gaussian matrix (as the original code).
+    """Compressive sensing: M = Q of a reduced QR of a standard Gaussian matrix (as the original code), M^T M = I.
 
-    Dense, so only for small images: raises if D * m > 5e7 (e.g. a 1x64x64 image with m <= 12000 is fine).
-    Give either m (int) or keep (fraction of D).
+    Give exactly one of m (the number of measurements, op.m) or keep (a fraction; ``ratio`` is the same, the
+    lecture configuration's name for it). Dense, so only for small images.
+
+    Two constructions, both kept because committed results use each; for the same seed they draw different
+    matrices, so pick the one a result was made with:
+      * "per_channel" (default; the lecture's SNIPS task, formerly operators/compressive.py
+        ``RandomOrthogonalProjection``): one (H*W) x m_c matrix Q applied to every channel, m_c = round(keep*H*W)
+        (or m / C), m = C * m_c. The Gaussian is drawn from seeding.generator(seed, "compressive_sensing", H, W,
+        m_c), QR signs as LAPACK returns them, and Q is stored in float32 (float64 inputs use the float32-rounded
+        Q, as before). ``forward`` lays the measurements out (N, C, m_c); M_T gives them flattened (N, C*m_c).
+        At most 128 x 128 pixels.
+      * "whole_image" (Kadkhodaie & Simoncelli 2021 experiments): one D x m matrix over all D = C*H*W entries,
+        m = round(keep * D). The Gaussian is drawn from torch.Generator().manual_seed(seed), the QR sign ambiguity
+        fixed (positive diagonal of R), Q kept in float64; measurements (N, m). Raises if D * m > 5e7 (e.g. a
+        1x64x64 image with m <= 12000 is fine).
+    In both, V_T / V are the redundant split [M^T x, x - M M^T x] (base.py), exact without storing a basis of the
+    null space.
     """
 
     MAX_ENTRIES = 5e7
+    MAX_PIXELS = 128 * 128
+    CONSTRUCTIONS = ("per_channel", "whole_image")
 
-    def __init__(self, shape, m=None, seed=0, keep=None):
+    def __init__(self, shape, m=None, seed=0, keep=None, *, ratio=None, construction: str = "per_channel"):
         super().__init__(shape)
+        if ratio is not None:
+            if keep is not None:
+                raise ValueError("keep and ratio are the same setting: give one")
+            keep = ratio
         if (m is None) == (keep is None):
-            raise ValueError("give exactly one of m (number of measurements) or keep (fraction of D)")
-        m = int(round(keep * self.D)) if m is None else int(m)
-        if not 0 < m <= self.D:
-            raise ValueError(f"m must be in [1, D={self.D}], got {m}")
-        if self.D * m > self.MAX_ENTRIES:
-            raise ValueError(f"RandomProjection is dense: D*m = {self.D}*{m} > {self.MAX_ENTRIES:.0e} entries; "
-                             "use a smaller crop (e.g. 1x64x64) or fewer measurements")
-        g = torch.Generator().manual_seed(int(seed))
-        Q, R = torch.linalg.qr(torch.randn(self.D, m, generator=g, dtype=torch.float64))
-        # fix the sign ambiguity of QR so the basis is a deterministic function of the seed
-        self.Q = Q * torch.sign(torch.diagonal(R))[None, :]
-        self.m, self.seed = m, seed
+            raise ValueError("give exactly one of m (number of measurements) or keep / ratio (fraction)")
+        if construction not in self.CONSTRUCTIONS:
+            raise ValueError(f"construction must be one of {self.CONSTRUCTIONS}, got {construction!r}")
+        self.construction, self.seed, self.keep = construction, seed, keep
+        if construction == "whole_image":
+            m = int(round(keep * self.D)) if m is None else int(m)
+            if not 0 < m <= self.D:
+                raise ValueError(f"m must be in [1, D={self.D}], got {m}")
+            if self.D * m > self.MAX_ENTRIES:
+                raise ValueError(f"RandomProjection is dense: D*m = {self.D}*{m} > {self.MAX_ENTRIES:.0e} entries; "
+                                 "use a smaller crop (e.g. 1x64x64) or fewer measurements")
+            g = torch.Generator().manual_seed(int(seed))
+            Q, R = torch.linalg.qr(torch.randn(self.D, m, generator=g, dtype=torch.float64))
+            # fix the sign ambiguity of QR so the basis is a deterministic function of the seed
+            self.register_buffer("Q", Q * torch.sign(torch.diagonal(R))[None, :], persistent=False)
+            self.m, self.m_channel = m, None
+        else:
+            c, h, w = self.shape
+            n = h * w
+            if m is None:
+                mc = int(round(keep * n))
+                if not 0 < mc <= n:
+                    raise ValueError(f"ratio {keep} gives {mc} measurements of {n} pixels")
+            else:
+                if int(m) % c or not 0 < int(m) // c <= n:
+                    raise ValueError(f"per_channel: m must be C * m_c with 1 <= m_c <= H*W = {n}, got m={m}, C={c}")
+                mc = int(m) // c
+            if n > self.MAX_PIXELS:
+                raise ValueError(f"a dense {n} x {mc} measurement matrix for {h}x{w} images is too large; "
+                                 "crop the images")
+            g = torch.randn(n, mc, generator=seeding.generator(int(seed), "compressive_sensing", h, w, mc),
+                            dtype=torch.float64)
+            q, _ = torch.linalg.qr(g)
+            self.register_buffer("Q", q.float(), persistent=False)
+            self.m, self.m_channel = c * mc, mc
+
+    @property
+    def measurement_shape(self) -> tuple[int, ...]:
+        return (self.m,) if self.m_channel is None else (self.shape[0], self.m_channel)
+
+    def singulars(self):
+        return torch.ones(self.measurement_dim, dtype=self.Q.dtype, device=self.Q.device)
 
     def M_T(self, x):
         self._check_image(x)
-        return x.flatten(1) @ self._as(self.Q, x)
+        if self.m_channel is None:
+            return x.flatten(1) @ self._as(self.Q, x)
+        return (x.reshape(x.shape[0], x.shape[1], -1) @ self._as(self.Q, x)).reshape(x.shape[0], -1)
 
     def M(self, c):
         self._check_meas(c)
-        return (c @ self._as(self.Q, c).T).reshape(c.shape[0], *self.shape)
-
-
-ORTHONORMAL_OPERATORS = {
-    "inpaint_block": BlockInpainting,
-    "random_pixels": RandomPixels,
-    "block_average": BlockAverage,
-    "low_frequencies": LowFrequencies,
-    "compressive_sensing": RandomProjection,
-}
-
-
-def make_operator(name: str, shape, **kw) -> OrthonormalOperator:
-    """Build a registered operator, e.g. make_operator("random_pixels", (1, 40, 40), keep=0.1, seed=0)."""
-    if name not in ORTHONORMAL_OPERATORS:
-        raise KeyError(f"unknown operator {name!r}; choose from {sorted(ORTHONORMAL_OPERATORS)}")
-    return ORTHONORMAL_OPERATORS[name](shape, **kw)
+        if self.m_channel is None:
+            return (c @ self._as(self.Q, c).T).reshape(c.shape[0], *self.shape)
+        per_channel = c.reshape(c.shape[0], self.shape[0], self.m_channel)
+        return (per_channel @ self._as(self.Q, c).T).reshape(c.shape[0], *self.shape)

@@ -28,7 +28,7 @@ def _dvc_path(path: str) -> str:
 
 def stage_yaml(stage: Stage) -> list[str]:
     deps = dependency_paths(stage, PROFILE)
-    params = (["profile", "seed"] if stage.per_profile else []) + list(stage.sections)
+    params = list(stage.top_level_params) + list(stage.sections)
     lines = [f"  {stage.name}:", f"    cmd: python -m replicate {stage.name}"]
     if stage.about:
         lines.insert(1, f"    desc: {json.dumps(stage.about, ensure_ascii=False)}")
@@ -36,17 +36,33 @@ def stage_yaml(stage: Stage) -> list[str]:
     lines += [f"      - {_dvc_path(d)}" for d in deps]
     lines.append("    params:")
     lines += [f"      - {p}" for p in params]
-    lines.append("    outs:")
-    for out in stage.all_outs:
-        lines.append(f"      - {_dvc_path(out)}:")
-        lines.append("          cache: false")
-        if out in stage.persist:
-            lines.append("          persist: true")
+    for key, paths in (("outs", [o for o in stage.all_outs if o not in stage.metrics + stage.plots]),
+                       ("metrics", stage.metrics), ("plots", stage.plots)):
+        if not paths:
+            continue
+        lines.append(f"    {key}:")
+        for out in paths:
+            lines.append(f"      - {_dvc_path(out)}:")
+            lines.append("          cache: false")
+            if out in stage.persist:
+                lines.append("          persist: true")
     return lines
+
+
+def plots_yaml(stages: list[Stage]) -> list[str]:
+    """dvc.yaml's top-level plot definitions (x and the y columns of each curve file; `dvc plots show / diff`)."""
+    lines = []
+    for stage in stages:
+        for d in stage.plot_defs:
+            lines += [f"  - {json.dumps(d['id'])}:", f"      title: {json.dumps(d.get('title', d['id']))}",
+                      f"      x: {d['x']}", "      y:",
+                      f"        {_dvc_path(d['file'])}: [{', '.join(d['y'])}]"]
+    return (["plots:"] + lines) if lines else []
 
 
 def render(stages: list[Stage]) -> str:
     lines = [HEADER.rstrip("\n"), "stages:"]
     for stage in stages:
         lines += stage_yaml(stage) + [""]
+    lines += plots_yaml(stages)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -71,14 +71,14 @@ def dependency_paths(stage: Stage, profile: str) -> list[str]:
 
 
 def tracked_params(stage: Stage, profile: str, root: Path | None = None) -> dict:
-    """What DVC tracks of params.yaml for the stage: `profile`, `seed` and its whole sections (every profile's
+    """What DVC tracks of params.yaml for the stage: its top-level keys (`profile`, `seed`, `prior`) and its whole sections (every profile's
     block: a stage may read another profile's block, as the training-cost projection reads the paper's)."""
     from replicate import params as P
 
     everything = P.read_all((root or REPO_ROOT) / "params.yaml")
     out = {s: everything.get(s) for s in stage.sections}
-    if stage.per_profile:
-        out.update(profile=profile, seed=everything.get("seed", 0))
+    defaults = {"profile": profile, "seed": 0, "prior": "default"}
+    out.update({k: profile if k == "profile" else everything.get(k, defaults[k]) for k in stage.top_level_params})
     return out
 
 
@@ -101,11 +101,16 @@ def dependency_hashes(stage: Stage, profile: str, root: Path) -> dict:
 
 
 def build(stage: Stage, profile: str, root: Path, *, deps: dict, params: dict, effective: dict, assets: dict,
-          diagnostics: dict, run: dict) -> dict:
-    outs = {at(p, profile): path_hash(root / at(p, profile)) for p in stage.outs}
-    return {"format": FORMAT, "stage": stage.name, "profile": profile, "deps": deps,
-            "params": params, "effective": effective, "outs": outs, "assets": assets,
-            "diagnostics": diagnostics, "run": run}
+          diagnostics: dict, run: dict, folder: str | None = None) -> dict:
+    """The manifest; `folder`: where the outputs went when not the profile's folders (a run with --prior)."""
+    folder = folder or profile
+    outs = {at(p, folder): path_hash(root / at(p, folder)) for p in stage.outs}
+    out = {"format": FORMAT, "stage": stage.name, "profile": profile, "deps": deps,
+           "params": params, "effective": effective, "outs": outs, "assets": assets,
+           "diagnostics": diagnostics, "run": run}
+    if folder != profile:
+        out["folder"] = folder
+    return out
 
 
 def manifest_path(stage: Stage, profile: str, root: Path | None = None) -> Path:

@@ -35,8 +35,9 @@ def run_per_image(spec: PerImage, prm: dict) -> None:
 
     prm, items = spec.plan(prm)
     root = runtime.project_root()
-    out = root / at(spec.csv, prm["profile"])
-    side = root / at(spec.side, prm["profile"]) if spec.side else None
+    folder = runtime.run_name(prm)
+    out = root / at(spec.csv, folder)
+    side = root / at(spec.side, folder) if spec.side else None
     if not items:
         import pandas as pd
 
@@ -46,6 +47,21 @@ def run_per_image(spec: PerImage, prm: dict) -> None:
                                             "stage's availability file and manifest).\n")
         return
     run_items(spec.rows, prm, items, out, side_dir=side)
+
+
+def peak_memory() -> dict:
+    """The stage's peak memory: resident set of this process and of its finished worker processes (resource.getrusage
+    ru_maxrss, the high-water mark of each process, not their sum) and, on a GPU, torch's peak allocation (the runbook
+    projects GPU memory from these: replicate.report.runbook)."""
+    import resource
+
+    import torch
+
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "peak_rss_children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+    if torch.cuda.is_available():
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
 
 
 AUDIT_ENV = "REPLICATE_AUDIT_READS"   # a folder: each stage run writes there the project files it opened
@@ -79,6 +95,7 @@ def execute(stage: Stage, root: Path | None = None) -> dict:
     everything = P.read_all(root / "params.yaml")
     profile = P.active_profile(everything)
     prm = P.load(stage.section, path=root / "params.yaml", profile=profile)
+    folder = runtime.run_name(prm)   # the profile, or <profile>-prior-<name> for a prior given by --prior
     runtime.setup(prm)
     deps, tracked = M.dependency_hashes(stage, profile, root), M.tracked_params(stage, profile, root)
     effective = M.effective_params(stage, profile, root)
@@ -87,20 +104,20 @@ def execute(stage: Stage, root: Path | None = None) -> dict:
     started = time.perf_counter()
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     with P.only_sections(stage.sections):
-        if stage.run is not None:
-            stage.run(prm)
-        else:
+        if stage.per_image is not None:
             run_per_image(stage.per_image, prm)
+        if stage.run is not None:   # a stage's own body; after its per-image rows when it has both
+            stage.run(prm)
     seconds = time.perf_counter() - started
-    missing = [at(p, profile) for p in stage.outs if not (root / at(p, profile)).exists()]
+    missing = [at(p, folder) for p in stage.outs if not (root / at(p, folder)).exists()]
     if missing:
         raise RuntimeError(f"stage {stage.name} finished without writing {', '.join(missing)} (a bug in the stage)")
-    run_info = {"commit": git_commit(root), "started": stamp, "seconds": round(seconds, 2),
+    run_info = {"commit": git_commit(root), "started": stamp, "seconds": round(seconds, 2), **peak_memory(),
                 **runtime.provenance(root)}
     manifest = M.build(stage, profile, root, deps=deps, params=tracked, effective=effective,
                        assets=dict(sorted(registry.REQUESTS.items())), diagnostics=dict(DIAGNOSTICS.values),
-                       run=run_info)
-    write_json(M.manifest_path(stage, profile, root), manifest)
+                       run=run_info, folder=folder)
+    write_json(M.manifest_path(stage, folder, root), manifest)
     if opened is not None:
         write_text(Path(audit_dir) / f"{stage.name}.txt", "\n".join(sorted(opened)) + "\n")
     return manifest

@@ -38,7 +38,7 @@ class PerImage:
 class Stage:
     name: str                          # the DVC stage and CLI command, "<paper>_<what>"
     section: str                       # the params.yaml section the stage reads (its paper)
-    run: Callable[[dict], None] | None
+    run: Callable[[dict], None] | None   # the stage's body (after the per-image rows when it has both)
     outs: tuple[str, ...]
     inputs: tuple[str, ...] = ()       # files / folders read: other stages' outputs, committed files
     also_reads: tuple[str, ...] = ()   # further params sections read (e.g. the lecture reads mohan2020's models)
@@ -49,11 +49,14 @@ class Stage:
     # table of timings); a report compares its summary.json, of which its markdown and figures are renderings
     compare: tuple[str, ...] | None = None
     about: str = ""
+    metrics: tuple[str, ...] = ()      # DVC metrics files among its outputs (`dvc metrics show`, `dvc exp show`)
+    plots: tuple[str, ...] = ()        # DVC plots files or folders among its outputs (`dvc plots show / diff`)
+    plot_defs: tuple[dict, ...] = ()   # dvc.yaml's top-level plot definitions: {id, file, x, y: [...], title}
 
     def __post_init__(self):
         if self.run is None and self.per_image is None:
             raise ValueError(f"stage {self.name}: give `run` or `per_image`")
-        for path in self.outs + self.inputs:
+        for path in self.outs + self.inputs + self.metrics + self.plots:
             if path.startswith("/") or ".." in path.split("/"):
                 raise ValueError(f"stage {self.name}: {path!r} must be relative to the repository")
         if self.per_image and self.per_image.csv not in self.outs:
@@ -62,6 +65,15 @@ class Stage:
     @property
     def sections(self) -> tuple[str, ...]:
         return (self.section, *self.also_reads)
+
+    @property
+    def top_level_params(self) -> tuple[str, ...]:
+        """The top-level keys of params.yaml the stage depends on (`prior`: the papers whose prior it replaces)."""
+        from replicate.params import PRIOR_SECTIONS
+
+        if not self.per_profile:
+            return ()
+        return ("profile", "seed") + (("prior",) if self.section in PRIOR_SECTIONS else ())
 
     @property
     def function(self) -> Callable:
@@ -78,7 +90,7 @@ class Stage:
 
     @property
     def all_outs(self) -> tuple[str, ...]:
-        return (*self.outs, self.manifest)
+        return (*self.outs, *self.metrics, *self.plots, self.manifest)
 
 
 def at(template: str, profile: str) -> str:
@@ -102,3 +114,20 @@ DIAGNOSTICS = Diagnostics()
 def note(key: str, value) -> None:
     """Record one diagnostic of the running stage (see Diagnostics)."""
     DIAGNOSTICS.note(key, value)
+
+
+def per_image_stage(paper: str, what: str, rows: Callable[..., list[dict]], plan: Callable, *, about: str,
+                    inputs: tuple[str, ...] = (), also_reads: tuple[str, ...] = (), arrays: bool = False,
+                    availability: bool = False, key_columns: tuple[str, ...] = ("set", "image_index"),
+                    run: Callable[[dict], None] | None = None, extra_outs: tuple[str, ...] = ()) -> Stage:
+    """The per-image stage `<paper>_<what>` with the project's conventions, one place for all papers:
+    `results/{profile}/<paper>/<what>.csv` (rows merged in item order), `<what>_arrays/` when its items also keep
+    images (runtime.arrays_dir), `<what>_availability.csv` when some items may not be here
+    (replicate.pipeline.availability). `run`: a body that runs after the per-image rows and writes more
+    (`extra_outs`)."""
+    results = f"results/{PROFILE}/{paper}/"
+    csv = results + f"{what}.csv"
+    side = results + f"{what}_arrays" if arrays else None
+    outs = (csv,) + ((side,) if side else ()) + ((results + f"{what}_availability.csv",) if availability else ())
+    return Stage(f"{paper}_{what}", paper, run, outs=outs + tuple(extra_outs), inputs=inputs, also_reads=also_reads,
+                 per_image=PerImage(rows, plan, csv, side=side, key_columns=key_columns), about=about)

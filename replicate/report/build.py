@@ -170,6 +170,8 @@ def _key_figure(root: Path, paper: str, summaries: dict, profiles: list[str]) ->
 
 
 def build_report(root: Path, stages: list) -> tuple[str, str]:
+    """The one-page tables/REPORT.md and the README's results block (text of both), from every reported profile's
+    summaries and manifests under `root`."""
     catalog = load_catalog()
     summaries = load_summaries(root)
     profiles = [p for p in REPORTED_PROFILES if any(k[0] == p for k in summaries)] or ["mini"]
@@ -213,8 +215,8 @@ def build_report(root: Path, stages: list) -> tuple[str, str]:
         sections += ["<details><summary>Every item of the catalogue</summary>", ""] + table + ["", "</details>", ""]
     stale = stale_section(root, stages)
     report = "\n".join(lines + ["## Overview", ""] + overview + [""] + sections + assets_section(assets) + stale)
-    readme = "\n".join([f"Status counts per paper and profile (items of the catalogue; statuses explained in "
-                        f"[tables/REPORT.md](tables/REPORT.md)):", ""] + overview +
+    readme = "\n".join(["Status counts per paper and profile (items of the catalogue; statuses explained in "
+                        "[tables/REPORT.md](tables/REPORT.md)):", ""] + overview +
                        ["", "Full report: [tables/REPORT.md](tables/REPORT.md)."])
     return report + "\n", readme
 
@@ -269,6 +271,7 @@ def splice_readme(readme: Path, section: str) -> None:
 
 
 def stage_costs(prm: dict) -> None:
+    """The `costs` stage: tables/<profile>/costs.md (measured seconds per image, projected GPU-hours)."""
     from replicate.report.costs import build_costs
 
     build_costs(prm)  # tables/<profile>/costs.md: measured seconds per image and projected GPU-hours

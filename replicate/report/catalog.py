@@ -55,6 +55,8 @@ def published_dirs() -> list[Path]:
 
 
 def find_published(name: str) -> Path | None:
+    """The path of a published-numbers file (e.g. 'kawar2021_table1.csv') in the first published folder that has it,
+    else None."""
     for d in published_dirs():
         p = d / name
         if p.is_file():
@@ -149,6 +151,7 @@ def load_catalog(path: str | os.PathLike | None = None) -> dict:
 
 
 def papers(path: str | os.PathLike | None = None) -> list[str]:
+    """The paper ids of the catalogue, in its order."""
     return list(load_catalog(path)["papers"])
 
 
@@ -167,6 +170,7 @@ def items(paper: str | None = None, path: str | os.PathLike | None = None) -> li
 
 
 def get(paper: str, item_id: str) -> dict:
+    """One catalogue item of `paper` by its id (KeyError naming it if there is none)."""
     for it in items(paper):
         if it["id"] == item_id:
             return it

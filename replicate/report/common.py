@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from replicate import runtime
-from replicate.io import write_json, write_text
+from replicate.io import write_csv, write_json, write_text
 from replicate.markdown import cell, markdown_table, write_markdown  # noqa: F401 (used by every report)
 from replicate.report import verdicts as V
 from replicate.report.verdicts import (DIFFERS, INCONCLUSIVE, NOT_AVAILABLE, NOT_IMPLEMENTED,  # noqa: F401
@@ -41,7 +41,7 @@ def rel(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------- what ran
 def manifests(prm: dict, paper: str) -> dict[str, dict]:
     """stage name -> manifest of every stage of `paper` that ran for this profile."""
-    folder = runtime.project_root() / "results" / prm["profile"] / "manifests"
+    folder = runtime.project_root() / "results" / runtime.run_name(prm) / "manifests"
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob(f"{paper}_*.json"))}
 
 
@@ -152,6 +152,13 @@ def write_summary(prm: dict, paper: str, items: dict, claims: list[V.Claim], com
     """Holm-adjust the claims, then write summary.json and the details page of this paper and profile.
 
     headline: the comparison cells shown on the one-page report (default: the first six with a measured value)."""
+    override = prm.get("prior_override")
+    if override is not None:   # a user's prior: evidence about the method with that prior, never a reproduction
+        from replicate.denoisers.priors import describe
+
+        prior = describe(override)
+        V.demote_to_analogue(comparisons, claims, f"prior replaced by {prior}")
+        setting = f"analogue (prior: {prior})"
     V.holm(claims)
     runs = {stage: {k: m.get("run", {}).get(k) for k in ("commit", "seconds", "cpu_threads", "cuda")}
             for stage, m in manifests(prm, paper).items()}
@@ -169,7 +176,44 @@ def write_summary(prm: dict, paper: str, items: dict, claims: list[V.Claim], com
     out = runtime.tables_dir(prm, paper)
     write_text(out / "REPORT.md", details_page(summary, claims, comparisons))
     write_json(out / "summary.json", summary)
+    write_json(metrics_path(prm, paper), metrics_of(summary, comparisons))
     return out / "summary.json"
+
+
+# ---------------------------------------------------------------------------------------------- DVC metrics, plots
+def metrics_path(prm: dict, paper: str) -> Path:
+    """The paper's DVC metrics file (`dvc metrics show`, the metric columns of `dvc exp show`)."""
+    return runtime.project_root() / "tables" / runtime.run_name(prm) / "metrics" / f"{paper}.json"
+
+
+def metrics_of(summary: dict, comparisons: list[V.Comparison]) -> dict:
+    """The headline numbers as DVC metrics: per headline cell our mean, the published value and the verdict; and how
+    many items, claims and comparisons have each status."""
+    counts: dict[str, int] = {}
+    statuses = [i.get("status", "") for i in summary["items"].values()] + [c["status"] for c in summary["claims"]]
+    for s in statuses + [c.verdict for c in comparisons]:
+        key = str(s).split(":")[0].split(" (")[0]
+        counts[key] = counts.get(key, 0) + 1
+    head = {c.cell: {"ours": None if c.measured is None else round(float(c.measured), 6), "published": c.published,
+                     "verdict": c.verdict} for c in comparisons if c.cell in summary["headline"]}
+    return {"setting": summary["setting"], "status_counts": dict(sorted(counts.items())), "headline": head}
+
+
+def plots_dir(prm: dict, paper: str) -> Path:
+    """Where the paper's DVC plot files go: tables/<run>/plots/<paper>/."""
+    return runtime.project_root() / "tables" / runtime.run_name(prm) / "plots" / paper
+
+
+def write_plots(prm: dict, paper: str, plots: dict[str, dict], frames: dict) -> None:
+    """Each declared curve of the paper (its report module's PLOTS: file name -> {x, y, title}) as a CSV for DVC
+    plots; a curve this run has no data for is written with its header only (DVC needs every declared file)."""
+    import pandas as pd
+
+    for name, spec in plots.items():
+        cols = [spec["x"], *spec["y"]]
+        df = frames.get(name)
+        df = pd.DataFrame(columns=cols) if df is None or df.empty else df.reindex(columns=cols)
+        write_csv(plots_dir(prm, paper) / f"{name}.csv", df)
 
 
 # ---------------------------------------------------------------------------------------------- figures

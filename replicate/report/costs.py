@@ -50,6 +50,7 @@ class Workload:
 
     @property
     def evaluations(self) -> int:
+        """Network evaluations of the whole workload: images x tasks x methods x samples."""
         return self.images * self.tasks * self.methods * self.samples
 
 
@@ -134,6 +135,8 @@ def hardware(root: Path, profile: str, paper: str) -> str:
 
 
 def projection(meas: pd.DataFrame, profile: str, cpu_to_gpu: float = CPU_TO_GPU) -> pd.DataFrame:
+    """Projected GPU time of every paper-profile workload: the measured (or published) seconds per evaluation,
+    scaled by the pixels and divided by the assumed CPU-to-GPU speed factor."""
     rows = []
     for w in WORKLOADS:
         kind, _, rest = w.basis.partition(":")
@@ -168,6 +171,7 @@ def _describe(w: Workload) -> dict:
 
 
 def markdown(meas: pd.DataFrame, proj: pd.DataFrame, profile: str, cpu_to_gpu: float) -> str:
+    """costs.md: the measured seconds per image and the projected GPU-hours, with the assumption stated."""
     lines = [f"# Costs ({profile} profile)", "",
              "## Measured seconds per image", "",
              f"Median over the rows of each per-image results file under `results/{profile}/`, per method.", "",
@@ -209,6 +213,7 @@ def build_costs(prm: dict, cpu_to_gpu: float = CPU_TO_GPU) -> Path:
 
 
 def main(argv=None) -> int:
+    """`python -m replicate.report.costs [--profile P]`: write tables/<profile>/costs.md."""
     from replicate import params as P
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

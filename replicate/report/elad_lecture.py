@@ -11,13 +11,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from replicate import params as P
 from replicate import runtime
 from replicate.io import save_figure
 from replicate.report import verdicts as V
-from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, SETTINGS_MATCH, markdown_table, rel, show_image,
-                                     style, universal_prior_precondition, write_markdown, write_summary)
+from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, SETTINGS_MATCH, markdown_table, rel, show_image, style,
+                                     universal_prior_precondition, write_markdown, write_plots, write_summary)
 
 PAPER = "elad_lecture"
+#: DVC plots: the "is denoising dead?" curves, output PSNR vs sigma for the classic and the learned denoisers
+PLOTS = {"denoisers": {"x": "sigma", "y": ["BM3D", "NLM", "TV", "wavelet", "learned prior"],
+                       "title": "denoising PSNR vs sigma (0-255), classic vs the learned prior"}}
 
 PERCEPTION_NOTE = ("perception index |log2 hf|, hf = std of the Laplacian of the estimate / that of the clean image "
                    "(0 is best; LPIPS is not available here: its AlexNet weights are not in the mirror)")
@@ -69,7 +73,21 @@ def classic_comparisons(prm: dict, classic: pd.DataFrame) -> list[V.Comparison]:
     return out
 
 
+def curves(prm: dict) -> dict:
+    """The PLOTS curves from the results: mean PSNR over images (first noise realisation) per sigma and denoiser; the
+    lecture's one learned prior (the universal denoiser or a user's) as "learned prior"."""
+    classic = _load(runtime.results_dir(prm, PAPER), "classic.csv")
+    if classic is None or classic.empty:
+        return {}
+    d = classic[classic.noise_repeat == 0] if "noise_repeat" in classic else classic
+    wide = d.groupby(["sigma", "denoiser"]).psnr.mean().unstack("denoiser")
+    learned = [c for c in wide.columns if c == "universal BF-CNN" or c.startswith("prior ")]
+    wide = wide.rename(columns={c: "learned prior" for c in learned}).rename(columns={"Wavelet": "wavelet"})
+    return {"denoisers": wide.reset_index()}
+
 def build(prm: dict) -> None:
+    """Every table, figure, claim and published-number comparison of the lecture's demonstrations for this profile,
+    from the results and manifests -> summary.json and the details page."""
     plt = style()
     res = runtime.results_dir(prm, PAPER)
     fig_dir, tab_dir = runtime.figures_dir(prm, PAPER), runtime.tables_dir(prm, PAPER)
@@ -236,15 +254,28 @@ def build(prm: dict) -> None:
                         + ", ".join(f"{v:.2f}" for v in ratio) + ")")
         f_md = write_markdown(tab_dir / "perception_distortion.md", "The perception-distortion picture",
                               "\n".join(body) + "\n")
-        fig, ax = plt.subplots(figsize=(7.4, 3.8))
-        for (method, kind), g in per.groupby(["method", "kind"], sort=False):
-            ax.scatter(g.mse, g.perception, s=12, alpha=0.5, marker="o" if kind == "posterior sample" else "s",
-                       label=method)
-        ax.axvline(mmse.mean(), color="k", lw=0.8, ls=":", label="MMSE (mean)")
-        ax.axvline(2 * mmse.mean(), color="r", lw=1.0, ls="--", label="2 x MMSE: posterior-sampling bound")
-        ax.set(xlabel="distortion: MSE", ylabel="perception index |log2 hf| (0 best)",
-               title=f"denoising, sigma_0 = {prm['perception']['sigma0']}/255")
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: keeps every point visible
+        # like with like: each estimate's MSE relative to the MMSE estimate's on the same image (1 = the MMSE, 2 = the
+        # posterior-sampling bound), one point per image (samples averaged within an image), and each method's mean
+        # with the standard error over images
+        per = per.assign(rel_mse=per.mse / per.image_index.map(mmse))
+        by_image = per.groupby(["method", "kind", "image_index"], sort=False)[["rel_mse", "perception"]].mean()
+        fig, ax = plt.subplots(figsize=(7.6, 3.9))
+        for k, ((method, kind), g) in enumerate(by_image.groupby(level=[0, 1], sort=False)):
+            marker = "o" if kind == "posterior sample" else "s"
+            ax.scatter(g.rel_mse, g.perception, s=10, alpha=0.35, marker=marker, color=f"C{k}")
+            se = g.std(ddof=1) / np.sqrt(len(g)) if len(g) > 1 else g.mean() * 0
+            ax.errorbar(g.rel_mse.mean(), g.perception.mean(), xerr=se.rel_mse, yerr=se.perception, marker=marker,
+                        ms=7, color=f"C{k}", mec="k", capsize=2, label=f"{method} ({kind})")
+        ax.axvline(1.0, color="k", lw=0.8, ls=":", label="MMSE of the same image")
+        ax.axvline(2.0, color="r", lw=1.0, ls="--", label="2 x MMSE: posterior-sampling bound")
+        ax.set(xlabel="distortion: MSE / MSE of the MMSE estimate on the same image",
+               ylabel="perception index |log2 hf| (0 = as detailed as the clean image)",
+               title=f"denoising, sigma_0 = {prm['perception']['sigma0']}/255; small dots: images; large: mean ± SE "
+                     f"over {per.image_index.nunique()} images")
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: keeps every point visible
+        fig.text(0.01, 0.01, "hf = std of the Laplacian of the estimate / that of the clean image: < 1 smoother, > 1 "
+                             "noisier than the truth", fontsize=6)
         f_png = save_figure(fig_dir / "perception_distortion.png", fig)
         items["Demo: perception-distortion"] = {"status": PRODUCED, "files": [rel(f_md), rel(f_png)],
                                                 "note": PERCEPTION_NOTE}
@@ -277,6 +308,7 @@ def build(prm: dict) -> None:
         "note": f"DnCNN (17 layers, 64 channels, grey; the KAIR architecture) has {n_params:,} parameters vs the "
                 "slide's 5.5e5 (tolerance 5%); the slide's other networks belong to other papers"}
 
+    write_plots(prm, PAPER, PLOTS, curves(prm))
     write_summary(prm, PAPER, items, claims, comparisons, scale, "paper" if prm["profile"] == "paper" else "analogue")
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from replicate import params as P
 from replicate import runtime
 from replicate.io import save_figure
 from replicate.report import stats
 from replicate.report import verdicts as V
-from replicate.report.common import (NOT_IMPLEMENTED, NOT_RUN_AT_SCALE, PRODUCED, markdown_table, ran, rel,
-                                     show_image, style, universal_prior_precondition, write_markdown, write_summary)
+from replicate.report.common import (NOT_IMPLEMENTED, NOT_RUN_AT_SCALE, PRODUCED, markdown_table, ran, rel, show_image,
+                                     style, universal_prior_precondition, write_markdown, write_plots, write_summary)
 
 PAPER = "kadkhodaie2021"
+#: DVC plots: the effective noise level of Algorithm 1 along its iterations (Fig. 12's convergence)
+PLOTS = {"convergence": {"x": "t", "y": ["sigma"], "title": "effective noise sigma_t vs iteration (Algorithm 1)"}}
 
 # "sigma_t falls as (1 - beta h_t) sigma_{t-1}": the per-step ratio sigma_t / ((1 - beta h_t) sigma_{t-1}), averaged
 # in log over a run, must be within 1% of 1 (TOST). Fixed before looking at results: 1% per step is small next to the
@@ -32,7 +35,20 @@ def _ci_cell(values) -> str:
     return f"{est:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def curves(prm: dict) -> dict:
+    """The PLOTS curves from the results: mean sigma_t over samples per iteration, the paper's beta (first run)."""
+    import pandas as pd
+
+    path = runtime.results_dir(prm, PAPER) / "convergence.csv"
+    conv = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if conv.empty:
+        return {}
+    first = conv[(conv.run == conv.run.iloc[0]) & (conv.beta == conv.beta.iloc[0])]
+    return {"convergence": first.groupby("t").sigma.mean().reset_index()}
+
 def build(prm: dict) -> None:
+    """Every table, figure and claim of Kadkhodaie & Simoncelli 2021 for this profile, from the results and
+    manifests -> summary.json and the details page."""
     plt = style()
     res, fig_dir, tab_dir = (runtime.results_dir(prm, PAPER), runtime.figures_dir(prm, PAPER),
                              runtime.tables_dir(prm, PAPER))
@@ -335,4 +351,5 @@ def build(prm: dict) -> None:
         "status": NOT_IMPLEMENTED, "files": [],
         "note": "background theory statement, nothing to run (tests/test_sparse_dct.py recovers an 8-sparse 16x16 "
                 "image from 110 projections)"}
+    write_plots(prm, PAPER, PLOTS, curves(prm))
     write_summary(prm, PAPER, items, claims, [], scale, setting)

@@ -12,14 +12,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from replicate import params as P
 from replicate import runtime
 from replicate.io import save_figure
 from replicate.report import stats
 from replicate.report import verdicts as V
 from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, SETTINGS_MATCH, manifests, markdown_table, ran, rel,
-                                     show_image, style, write_markdown, write_summary)
+                                     show_image, style, write_markdown, write_plots, write_summary)
 
 PAPER = "mohan2020"
+#: DVC plots (`dvc plots show / diff`): Fig. 1's generalisation curve of the narrowest training range
+PLOTS = {"generalization": {"x": "sigma", "y": ["dncnn_bias", "dncnn_bias_free"],
+                            "title": "output PSNR vs noise level, DnCNN trained on the narrowest range"}}
 # "bias-free performs as well as the biased network inside the training range": as well as = within the PSNR
 # tolerance of a retrained network (0.5 dB, verdicts.TOLERANCES), fixed before looking at results
 # "Net bias zero to numerical precision": float32 rounding through ~20 layers stays far below 1e-4 (relative).
@@ -33,7 +37,21 @@ ORIGINAL_CODE_SET68 = [
 ]
 
 
+def curves(prm: dict) -> dict:
+    """The PLOTS curves from the results: mean output PSNR over images per sigma for the narrowest range's DnCNN."""
+    import pandas as pd
+
+    path = runtime.results_dir(prm, PAPER) / "generalization.csv"
+    gen = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if gen.empty or "arch" not in gen:
+        return {}
+    d = gen[(gen.arch == "dncnn") & (gen.train_max == gen.train_max.min())]
+    wide = d.groupby(["sigma", "variant"]).psnr_out.mean().unstack("variant").add_prefix("dncnn_").reset_index()
+    return {"generalization": wide}
+
 def build(prm: dict) -> None:
+    """Every table, figure, claim and published-number comparison of Mohan et al. 2020 for this profile, from the
+    results and manifests -> summary.json and the details page."""
     plt = style()
     res = runtime.results_dir(prm, PAPER)
     fig_dir, tab_dir = runtime.figures_dir(prm, PAPER), runtime.tables_dir(prm, PAPER)
@@ -273,6 +291,7 @@ def build(prm: dict) -> None:
                                      cell=cell, metric="psnr", setting=setting,
                                      situation="own" if setting == "paper" else "retrained",
                                      uncertainty="images", source="original code (shared notes)", precondition=pre))
+    write_plots(prm, PAPER, PLOTS, curves(prm))
     write_summary(prm, PAPER, items, claims, comparisons, scale, setting)
 
 

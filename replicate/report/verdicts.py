@@ -56,6 +56,7 @@ EXPLAINED = {
 
 @dataclass(frozen=True)
 class Tolerance:
+    """How far ours may lie from a published number and still reproduce it (None: reported only), and why."""
     value: float | None
     why: str
 
@@ -86,6 +87,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
 
 
 def tolerance(metric: str, situation: str = "retrained") -> Tolerance:
+    """The tolerance of a metric in a situation ('own': the authors' model on the paper's test set; 'retrained': a
+    faithful retraining or another test set)."""
     key = (metric, situation)
     if key not in TOLERANCES:
         raise KeyError(f"no tolerance for {metric!r} in situation {situation!r}; known: {sorted(TOLERANCES)}")
@@ -139,6 +142,7 @@ class Comparison:
     source: str = "paper"
 
     def record(self) -> dict:
+        """The comparison as a JSON-ready dict (summary.json)."""
         out = asdict(self)
         out["ci"] = list(self.ci) if self.ci else None
         return out
@@ -217,6 +221,7 @@ class Claim:
     status: str = ""
 
     def record(self) -> dict:
+        """The claim as a JSON-ready dict (summary.json); non-finite numbers become null."""
         out = asdict(self)
         out["ci"] = list(self.ci) if self.ci else None
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
@@ -243,7 +248,7 @@ def superiority(cid: str, text: str, a, b, *, min_effect: float = 0.0, **kw) -> 
     else:
         p = float(sps.t.sf((mean - min_effect) / (sd / math.sqrt(d.size)), d.size - 1))
     detail = (f"paired one-sided t-test of the per-unit difference against {min_effect:g}"
-              + (f" (the paper's stated effect)" if min_effect else ""))
+              + (" (the paper's stated effect)" if min_effect else ""))
     return Claim(cid, text, "superiority", mean, (lo, hi), p, int(d.size), detail, bound=min_effect, **kw)
 
 
@@ -325,6 +330,20 @@ def check(cid: str, text: str, holds: bool, estimate: float | None, n: int, deta
     return Claim(cid, text, "check", estimate, None, None, n, detail, holds_exactly=bool(holds), **kw)
 
 
+def demote_to_analogue(comparisons: list[Comparison], claims: list[Claim], why: str) -> None:
+    """Runs that are not the paper's setting after all (e.g. a user's prior in place of the paper's): every
+    paper-setting comparison and claim becomes an analogue, with `why` in its note (call before `holm`)."""
+    swap = {REPRODUCED: ANALOGUE_HOLDS, DIFFERS: ANALOGUE_FAILS}
+    for c in comparisons:
+        if c.setting == "paper":
+            c.setting, c.verdict = "analogue", swap.get(c.verdict, c.verdict)
+            c.note = f"{why}; {c.note}" if c.note else why
+    for c in claims:
+        if c.setting == "paper":
+            c.setting = "analogue"
+            c.detail = f"{why}; {c.detail}" if c.detail else why
+
+
 def holm(claims: list[Claim], alpha: float = ALPHA) -> list[Claim]:
     """Holm's step-down adjustment over the claims with a p-value (one paper, one profile), then each status."""
     tested = sorted((c for c in claims if c.p_value is not None and math.isfinite(c.p_value)),
@@ -356,3 +375,4 @@ def _claim_status(c: Claim, alpha: float) -> str:
                "trend": c.p_value > 1 - alpha,   # the opposite trend is significant (one-sided)
                }.get(c.kind, False)
     return no if refuted else f"{INCONCLUSIVE}: adjusted p = {c.p_adjusted:.2g} with n = {c.n}"
+

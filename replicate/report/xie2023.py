@@ -10,14 +10,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from replicate import params as P
 from replicate import runtime
 from replicate.io import save_figure
 from replicate.report import verdicts as V
 from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, SETTINGS_MATCH, failed_preconditions, manifests,
-                                     markdown_table, ran, rel, show_image, style, write_markdown, write_summary)
+                                     markdown_table, ran, rel, show_image, style, write_markdown, write_plots,
+                                     write_summary)
 from replicate.report.published import load_published, load_published_file
 
 PAPER = "xie2023"
+#: DVC plots: Fig. 2's robustness curve (PSNR vs the relative error of the noise parameters)
+PLOTS = {"robustness": {"x": "rate", "y": ["psnr"], "title": "PSNR vs noise-parameter error rate (Fig. 2)"}}
 METHODS = ("SL", "Nr2N", "Nb2Nb", "Ours")          # the paper's columns, in its order
 # "far above" / "very poorly": the paper's gaps are 6 dB (Table 2, with A) and 17 dB (Rayleigh); we ask for 3 dB.
 FAR_DB = 3.0
@@ -62,7 +66,17 @@ def _paired(df: pd.DataFrame, nos, a: str, b: str | list[str], metric="psnr"):
     return wide[a].to_numpy(), wide[bs].max(axis=1).to_numpy()
 
 
+def curves(prm: dict) -> dict:
+    """The PLOTS curves from the results: mean PSNR over images, models and repeats per perturbation rate."""
+    import pandas as pd
+
+    path = runtime.results_dir(prm, PAPER) / "robustness.csv"
+    rob = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    return {} if rob.empty else {"robustness": rob.groupby("rate").psnr.mean().reset_index()}
+
 def build(prm: dict) -> None:
+    """Every table, figure, claim and published-number comparison of Xie et al. 2023 for this profile, from the
+    results and manifests -> summary.json and the details page."""
     plt = style()
     res = runtime.results_dir(prm, PAPER)
     fig_dir, tab_dir = runtime.figures_dir(prm, PAPER), runtime.tables_dir(prm, PAPER)
@@ -238,6 +252,7 @@ def build(prm: dict) -> None:
                         f"; training images: {int(trn.train_images.max())}"
                         f"{'; ' + '; '.join(notes) if notes else ''}.\n" + _paper_cost_text(prm))
     items["Performance"] = {"status": PRODUCED, "files": [rel(pp)], "note": f"{trn.seconds.sum():.0f} s training"}
+    write_plots(prm, PAPER, PLOTS, curves(prm))
     write_summary(prm, PAPER, items, claims, comparisons, scale, setting)
 
 

@@ -20,6 +20,8 @@ cleaner (s_j sigma_i > sigma_0: likelihood only), or absent (s_j = 0: prior only
 below `zero` (1e-3 there) count as 0.)  SNIPS initialises with U[0, 1) noise, as the authors' code.
 
 Operators are replicate.operators.base.Operator instances with `svd_available` (V_T, V, U_T, singulars).
+Both samplers return a replicate.methods.result.Reconstruction: ``x`` the samples (unclamped), ``nfe`` the denoiser
+calls per sample (levels x T, + 1 with ``final_denoise``).
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ import torch
 from replicate.progress import bar as progress_bar
 
 from replicate.denoisers.base import Denoiser
+from replicate.denoisers.ladders import geometric_ladder as _geometric_ladder
+from replicate.methods.result import Reconstruction
 
 
 class LangevinDiverged(RuntimeError):
@@ -36,8 +40,9 @@ class LangevinDiverged(RuntimeError):
 
 
 def geometric_ladder(sigma_max: float, sigma_min: float, levels: int) -> list[float]:
-    """sigma_1 > ... > sigma_L, geometric (Song & Ermon; NCSNv2)."""
-    return [float(s) for s in torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), levels))]
+    """sigma_1 > ... > sigma_L, geometric (Song & Ermon; NCSNv2), computed in torch's default dtype (float32 unless
+    changed) as Python floats: ``replicate.denoisers.ladders.geometric_ladder`` by count."""
+    return _geometric_ladder(sigma_max, sigma_min, count=levels, dtype=torch.get_default_dtype()).tolist()
 
 
 def _noise(shape, generator, like):
@@ -52,7 +57,7 @@ def _check(x: torch.Tensor, level: int) -> None:
 @torch.no_grad()
 def song_ermon_sample(denoiser: Denoiser, shape, sigmas, *, eps: float, T: int, generator: torch.Generator,
                       x0: torch.Tensor | None = None, final_denoise: bool = False, dtype=torch.float32,
-                      progress: bool = False) -> torch.Tensor:
+                      progress: bool = False) -> Reconstruction:
     """Song & Ermon's annealed Langevin dynamics from the prior; starts from U[0, 1) noise unless x0 is given.
 
     final_denoise: end with one denoiser call at sigma_L (Song & Ermon 2020's "denoising" step); off in their 2019
@@ -64,13 +69,13 @@ def song_ermon_sample(denoiser: Denoiser, shape, sigmas, *, eps: float, T: int, 
         for _ in range(T):
             x = x + 0.5 * alpha * denoiser.score(x, sigma) + math.sqrt(alpha) * _noise(x.shape, generator, x)
         _check(x, i)
-    return denoiser(x, sigma_L) if final_denoise else x
+    return Reconstruction(denoiser(x, sigma_L) if final_denoise else x, nfe=len(sigmas) * T + int(final_denoise))
 
 
 @torch.no_grad()
 def snips(denoiser: Denoiser, op, y: torch.Tensor, sigma_0: float, sigmas, *, eps: float, T: int,
           shape, generator: torch.Generator, zero: float = 1e-3, x0: torch.Tensor | None = None,
-          final_denoise: bool = False, progress: bool = False) -> torch.Tensor:
+          final_denoise: bool = False, progress: bool = False) -> Reconstruction:
     """SNIPS posterior sampling for y = H x + sigma_0 z; `shape` is the batch shape (N, C, H, W) of the samples.
 
     Every row of y is one measurement; draw several samples of one measurement by repeating its row."""
@@ -107,4 +112,4 @@ def snips(denoiser: Denoiser, op, y: torch.Tensor, sigma_0: float, sigmas, *, ep
             xb = xb + step * grad + torch.sqrt(2 * step) * _noise(xb.shape, generator, xb)
         _check(xb, i)
     x = op.V(xb)
-    return denoiser(x, sigmas[-1]) if final_denoise else x
+    return Reconstruction(denoiser(x, sigmas[-1]) if final_denoise else x, nfe=len(sigmas) * T + int(final_denoise))

@@ -8,7 +8,8 @@ Interfaces (nothing here knows about datasets):
     whose steps the sampler walks (1000 steps: the paper; fewer: respace it, e.g. mini);
   * ``operator``: A on [0, 1] images (replicate.operators), ``noise``: the measurement noise model
     (replicate.noise), ``y``: measurements on the [0, 1] scale of the operator;
-  * outputs are [0, 1] images (clamped), with the unclamped [-1, 1] estimate in ``SampleResult.x_pm1``.
+  * every sampler returns a ``replicate.methods.result.Reconstruction``: ``x`` the [0, 1] images (clamped),
+    ``nfe`` the network evaluations per image, ``diagnostics["x_pm1"]`` the unclamped [-1, 1] estimate.
 Randomness comes only from the explicit ``generator`` (drawn on the CPU, then moved), so a seed gives the same
 numbers on any device layout.
 
@@ -34,12 +35,13 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
 
 import torch
 from replicate.progress import bar as progress_bar
 
 from replicate.denoisers.vp import VPSchedule, space_timesteps
+from replicate.methods.result import Reconstruction
+from replicate.solvers._linalg import cg
 
 STEP_SCHEDULES = ("constant", "linear", "exponential", "likelihood", "posterior")
 #: schedules whose step multiplies the gradient of the residual norm (the ones a zeta' describes)
@@ -63,12 +65,9 @@ def zeta_to_scale(zeta: float, step_schedule: str = "constant") -> float:
     return 2.0 * float(zeta) if step_schedule in NORM_SCHEDULES else float(zeta)
 
 
-@dataclass
-class SampleResult:
-    x: torch.Tensor                     # (N, C, H, W) reconstruction on [0, 1], clamped
-    x_pm1: torch.Tensor                 # the same on [-1, 1], unclamped
-    nfe: int                            # network evaluations per image
-    trace: dict = field(default_factory=dict)
+def _result(x_pm1: torch.Tensor, nfe: int, trace: dict | None = None) -> Reconstruction:
+    """x on [0, 1] (clamped), the unclamped [-1, 1] estimate in diagnostics["x_pm1"]."""
+    return Reconstruction(to01(x_pm1).clamp(0, 1), nfe=nfe, trace=trace or {}, diagnostics={"x_pm1": x_pm1})
 
 
 def skip_timesteps(num_steps: int, count: int) -> list[int]:
@@ -150,7 +149,7 @@ def _step_size(kind: str, scale: float, i: int, n: int, decay: float, schedule: 
 
 def dps(model, operator, noise, y: torch.Tensor, *, scale: float, generator: torch.Generator,
         step_schedule: str = "constant", decay: float = 0.99, x_T: torch.Tensor | None = None,
-        shape=None, progress: bool = False, trace_every: int = 0, data_term=None) -> SampleResult:
+        shape=None, progress: bool = False, trace_every: int = 0, data_term=None) -> Reconstruction:
     """Diffusion posterior sampling (Alg. 1 for Gaussian noise, Alg. 2 for Poisson: the data term is the noise
     model's ``dps_norm``). One sample per row of ``y``; batch several samples per measurement by repeating y.
 
@@ -190,38 +189,17 @@ def dps(model, operator, noise, y: torch.Tensor, *, scale: float, generator: tor
         if trace_every and (i % trace_every == 0 or t == 0):
             trace["residual"].append(noise.dps_norm(y, Ax.detach()).cpu())
     x = x.detach()
-    return SampleResult(to01(x).clamp(0, 1), x, nfe=n, trace=trace)
+    return _result(x, n, trace)
 
 
 # ============================================================================================ projections
-def _cg(apply, b: torch.Tensor, iters: int = 50, tol: float = 1e-10) -> torch.Tensor:
-    """Batched conjugate gradients for a symmetric positive (semi)definite ``apply`` (per image in the batch)."""
-    dims = tuple(range(1, b.ndim))
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = r.clone()
-    rs = (r * r).sum(dims, keepdim=True)
-    b2 = rs.clone()
-    for _ in range(iters):
-        Ap = apply(p)
-        alpha = rs / (p * Ap).sum(dims, keepdim=True).clamp(min=1e-300)
-        x = x + alpha * p
-        r = r - alpha * Ap
-        rs_new = (r * r).sum(dims, keepdim=True)
-        if bool((rs_new <= tol**2 * b2).all()):
-            break
-        p = r + rs_new / rs.clamp(min=1e-300) * p
-        rs = rs_new
-    return x
-
-
 def pinv_apply(operator, r: torch.Tensor, like: torch.Tensor, cg_iters: int = 100,
                rcond: float = 1e-10) -> torch.Tensor:
     """A^+ r: through the SVD where the operator has one (singular values below rcond * max treated as zero),
     else A^T (A A^T)^-1 r by at most ``cg_iters`` conjugate-gradient steps (which also regularises)."""
     if operator.svd_available:
         return operator.pseudo_inverse(r, rcond=rcond).to(like.dtype)
-    w = _cg(lambda v: operator(operator.adjoint(v, like=like)), r, iters=cg_iters)
+    w = cg(lambda v: operator(operator.adjoint(v, like=like)), r, iters=cg_iters, tol=1e-10)
     return operator.adjoint(w, like=like)
 
 
@@ -244,7 +222,7 @@ def project_measurement(operator, x_pm1: torch.Tensor, y_pm1: torch.Tensor, rcon
 
 def projection_sampler(model, operator, noise, y: torch.Tensor, *, generator: torch.Generator,
                        mcg_scale: float = 0.0, rcond: float = 1e-10, mode: str = "pinv", cg_iters: int = 100,
-                       progress: bool = False) -> SampleResult:
+                       progress: bool = False) -> Reconstruction:
     """Score-SDE / ILVR-style sampling by projection onto the noised measurement (mcg_scale = 0), and MCG
     (mcg_scale > 0: a DPS-like manifold-constrained gradient step before the projection, as in the DPS code's
     MCG baseline).
@@ -282,7 +260,7 @@ def projection_sampler(model, operator, noise, y: torch.Tensor, *, generator: to
             else:
                 y_t = math.sqrt(abar_prev) * y_pm1 + math.sqrt(1.0 - abar_prev) * _randn(y_pm1.shape, generator, x)
             x = project_measurement(operator, x, y_t, rcond=rcond, mode=mode, cg_iters=cg_iters)
-    return SampleResult(to01(x).clamp(0, 1), x, nfe=n)
+    return _result(x, n)
 
 
 # ================================================================================================== DDRM
@@ -334,7 +312,7 @@ def cut_singulars(operator, s_min: float, cut: str = "factors") -> torch.Tensor:
 
 
 def ddrm(model, operator, noise, y: torch.Tensor, *, generator: torch.Generator, eta: float = 0.85,
-         eta_b: float = 1.0, s_min: float = 0.0, cut: str = "factors", progress: bool = False) -> SampleResult:
+         eta_b: float = 1.0, s_min: float = 0.0, cut: str = "factors", progress: bool = False) -> Reconstruction:
     """Denoising diffusion restoration models (Kawar et al. 2022), the efficient_generalized_steps of the DDRM code,
     in the spectral basis of A = U diag(s) V^T. ``model.schedule`` gives the (DDIM-respaced) steps: DPS compares
     with 20 NFE, eta = 0.85, eta_b = 1; the DDRM code's 20 steps are timesteps 0, 50, ..., 950
@@ -396,10 +374,10 @@ def ddrm(model, operator, noise, y: torch.Tensor, *, generator: torch.Generator,
             nxt = torch.cat([head, nxt[:, r:]], dim=1)
             x = math.sqrt(ab_next) * operator.V(nxt)
     # the last step (ab_next = 1, sigma_next = 0) returns the spectral estimate itself
-    return SampleResult(to01(x).clamp(0, 1), x, nfe=n)
+    return _result(x, n)
 
 
-def unconditional(model, shape, *, generator: torch.Generator, n: int = 1) -> SampleResult:
+def unconditional(model, shape, *, generator: torch.Generator, n: int = 1) -> Reconstruction:
     """Plain ancestral sampling of the prior (the reference 'prior alone' the tests compare with)."""
     s = model.schedule
     x = _randn((n, *shape), generator, torch.zeros((), dtype=torch.float64))
@@ -407,4 +385,4 @@ def unconditional(model, shape, *, generator: torch.Generator, n: int = 1) -> Sa
         for t in range(s.num_steps - 1, -1, -1):
             out = model.predict(x, t)
             x = _ancestral(s, out, x, t, generator)
-    return SampleResult(to01(x).clamp(0, 1), x, nfe=s.num_steps)
+    return _result(x, s.num_steps)

@@ -22,22 +22,30 @@ Conventions fixed here (the paper leaves them open):
   * The returned sample is the denoised last iterate y_T + f(y_T) (original: ``y - model(y)``); the last
     iterate itself is kept too.
   * An image whose sigma_t is still above sigma_L after max_iter steps stops there and is reported as not
-    converged (``SamplerResult.converged`` False, with its last sigma_t): a result of the run, recorded per image,
-    not a crash of the batch. ``raise_if_diverged()`` turns it into SamplerDiverged where a caller wants that.
+    converged (``diagnostics["converged"]`` False, ``status(k)`` says its last sigma_t): a result of the run,
+    recorded per image, not a crash of the batch. ``raise_if_diverged()`` turns it into MethodDiverged where a
+    caller wants that.
+
+Both samplers return a replicate.methods.result.Reconstruction:
+  x      (n, C, H, W) y_T + f(y_T): the sample the paper shows;
+  nfe    batched calls to the denoiser, including the final denoising (image k took steps[k] + 1 of them);
+  trace  (steps, n) tensors, NaN once an image has stopped: sigma ||d_t||/sqrt(N); h h_t; gamma gamma_t;
+         removed ||h_t d_t||; injected ||gamma_t z_t|| (divide removed/injected by sqrt(N) for the paper's Fig. 12
+         units h_t sigma_t and ~gamma_t);
+  diagnostics: "last_iterate" (n, C, H, W) y_T; "steps" (n,) long, steps each image took; "converged" (n,) bool,
+         sigma_t reached sigma_L within max_iter steps; "final_sigma" (n,) the last sigma_t of each image;
+         "why" per image, "" or "sigma_t <last> still above sigma_L after <steps> steps"; "message" why some
+         images did not converge, with advice ("" when all did).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from replicate.denoisers.base import Denoiser
-
-
-class SamplerDiverged(RuntimeError):
-    """sigma_t did not fall below sigma_L within max_iter steps."""
+from replicate.methods.result import Reconstruction
 
 
 def step_size(t, h0: float):
@@ -45,39 +53,8 @@ def step_size(t, h0: float):
     return h0 * t / (1.0 + h0 * (t - 1))
 
 
-@dataclass
-class SamplerResult:
-    """Output of the samplers. Trace tensors have shape (steps, n), NaN once an image has stopped."""
-
-    denoised: torch.Tensor  # (n, C, H, W) y_T + f(y_T): the sample the paper shows
-    last_iterate: torch.Tensor  # (n, C, H, W) y_T
-    steps: torch.Tensor  # (n,) number of steps each image took
-    denoiser_calls: int  # batched calls to the denoiser, including the final denoising
-    trace: dict[str, torch.Tensor] = field(default_factory=dict)
-    # sigma: ||d_t||/sqrt(N); h: h_t; gamma: gamma_t; removed: ||h_t d_t||; injected: ||gamma_t z_t||
-    # (divide removed/injected by sqrt(N) for the paper's Fig. 12 units h_t sigma_t and ~gamma_t)
-    converged: torch.Tensor | None = None   # (n,) bool: sigma_t reached sigma_L within max_iter steps
-    final_sigma: torch.Tensor | None = None  # (n,) the last sigma_t of each image
-    message: str = ""                        # why some images did not converge (empty when all did)
-
-    @property
-    def n_steps(self) -> int:
-        return int(self.steps.max()) if self.steps.numel() else 0
-
-    def status(self, k: int) -> str:
-        """'ok', or 'diverged: <why>' for image k (what the per-image rows record)."""
-        if self.converged is None or bool(self.converged[k]):
-            return "ok"
-        return f"diverged: sigma_t {float(self.final_sigma[k]):.4g} still above sigma_L after {int(self.steps[k])} steps"
-
-    def raise_if_diverged(self) -> "SamplerResult":
-        if self.message:
-            raise SamplerDiverged(self.message)
-        return self
-
-
 def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *, sigma0, sigmaL, h0, beta,
-                    max_iter, generator, callback) -> SamplerResult:
+                    max_iter, generator, callback) -> Reconstruction:
     """The loop shared by Algorithms 1 and 2; ``direction(y, f, idx)`` maps the residual to d_t."""
     if not 0 <= beta <= 1:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
@@ -136,14 +113,18 @@ def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *
         denoised = y + denoiser.residual(y, sigma_prev.clamp(max=max_sigma))
     calls += 1
     trace_t = {k: (torch.stack(v) if v else torch.empty(0, n)) for k, v in trace.items()}
-    return SamplerResult(denoised=denoised, last_iterate=y, steps=steps, denoiser_calls=calls, trace=trace_t,
-                         converged=~active.cpu(), final_sigma=sigma_prev.detach().cpu(), message=message)
+    converged, final_sigma = ~active.cpu(), sigma_prev.detach().cpu()
+    why = ["" if bool(converged[k]) else
+           f"sigma_t {float(final_sigma[k]):.4g} still above sigma_L after {int(steps[k])} steps" for k in range(n)]
+    return Reconstruction(denoised, nfe=calls, trace=trace_t, diagnostics={
+        "last_iterate": y, "steps": steps, "converged": converged, "final_sigma": final_sigma, "why": why,
+        "message": message})
 
 
 def sample_prior(denoiser: Denoiser, shape, n: int, *, sigma0: float = 1.0, sigmaL: float = 0.01,
                  h0: float = 0.01, beta: float = 0.5, max_iter: int = 5000,
                  generator: torch.Generator | None = None, callback=None,
-                 dtype=torch.float32, device=None) -> SamplerResult:
+                 dtype=torch.float32, device=None) -> Reconstruction:
     """Algorithm 1: n samples of shape (C, H, W) from the prior implicit in ``denoiser``.
 
     Paper defaults for synthesis: sigma0 = 1, sigmaL = 0.01, h0 = 0.01, beta = 0.5.
@@ -158,7 +139,7 @@ def sample_prior(denoiser: Denoiser, shape, n: int, *, sigma0: float = 1.0, sigm
 def sample_posterior_linear(denoiser: Denoiser, operator, measurements: torch.Tensor, *, n: int | None = None,
                             sigma0: float = 1.0, sigmaL: float = 0.01, h0: float = 0.01, beta: float = 0.01,
                             max_iter: int = 5000, generator: torch.Generator | None = None,
-                            callback=None) -> SamplerResult:
+                            callback=None) -> Reconstruction:
     """Algorithm 2: samples of p(x | M^T x = x_c) for an operator with orthonormal columns (operators.orthonormal).
 
     measurements: (N, m) x_c, one sample per row; or give n with a single row (m,) / (1, m) to draw n samples

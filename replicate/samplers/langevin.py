@@ -34,30 +34,23 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
 
 from replicate.denoisers.base import Denoiser
+from replicate.denoisers.ladders import geometric_ladder
+from replicate.methods.result import Reconstruction
 
 SIGMA_L = 0.01  # "sigma_L = 0.01 in all experiments" (App. A)
 
 
 # ------------------------------------------------------------------------------------------------ ladders
 def geometric_levels(sigma_hi: float, sigma_lo: float, rate: float) -> torch.Tensor:
-    """The geometric levels strictly below sigma_hi down to sigma_lo (inclusive), float64.
-
-    The count n = round(log(sigma_hi / sigma_lo) / -log(rate)) uses the paper's rate, and the levels are then
-    exactly geomspace(sigma_hi, sigma_lo, n + 1)[1:]: the effective rate is adjusted (by < 1 level over the
-    whole ladder) so that both ends are grid points, as sigma0 is on NCSNv2's ladder.
-    """
-    if not 0 < rate < 1:
-        raise ValueError(f"rate must be in (0, 1), got {rate}")
-    if not sigma_hi > sigma_lo > 0:
-        raise ValueError(f"need sigma_hi > sigma_lo > 0, got {sigma_hi}, {sigma_lo}")
-    n = max(1, round(math.log(sigma_hi / sigma_lo) / -math.log(rate)))
-    return torch.exp(torch.linspace(math.log(sigma_hi), math.log(sigma_lo), n + 1, dtype=torch.float64))[1:]
+    """The geometric levels strictly below sigma_hi down to sigma_lo (inclusive), float64: the count from the
+    paper's rate, both ends grid points (``replicate.denoisers.ladders.geometric_ladder`` by rate, as sigma0 is on
+    NCSNv2's ladder)."""
+    return geometric_ladder(sigma_hi, sigma_lo, rate=rate, include_hi=False, dtype=torch.float64)
 
 
 def split_network_ladder(sigmas: torch.Tensor, sigma0: float, rtol: float = 0.01) -> tuple[torch.Tensor, float, torch.Tensor]:
@@ -76,21 +69,12 @@ def split_network_ladder(sigmas: torch.Tensor, sigma0: float, rtol: float = 0.01
 
 
 # ------------------------------------------------------------------------------------------------ results
-@dataclass
-class LangevinResult:
-    samples: torch.Tensor           # (N*S, C, H, W): the output x_T (or its final denoising, if asked)
-    last_iterate: torch.Tensor      # (N*S, C, H, W): x_T
-    denoiser_calls: int             # batched prior-score evaluations
-    seconds: float                  # wall time of the whole sampler
-    denoiser_seconds: float         # wall time inside the prior score
-    levels: int = 0
-    steps: int = 0
-    trace: dict = field(default_factory=dict)
-
-    @property
-    def overhead(self) -> float:
-        """Sampler time outside the denoiser, relative to the denoiser's time (target <= 0.10)."""
-        return (self.seconds - self.denoiser_seconds) / max(self.denoiser_seconds, 1e-12)
+# Both samplers return a replicate.methods.result.Reconstruction:
+#   x      (N*S, C, H, W) the output x_T (or its final denoising, if asked)
+#   nfe    batched prior-score evaluations (= evaluations per sample)
+#   diagnostics: "last_iterate" x_T; "seconds" wall time of the whole sampler; "denoiser_seconds" wall time inside
+#   the prior score; "overhead" sampler time outside the denoiser relative to the denoiser's (target <= 0.10);
+#   "levels" noise levels visited; "steps" Langevin steps (levels x T).
 
 
 def _generators(seeds: Sequence[int], device) -> list[torch.Generator]:
@@ -115,7 +99,7 @@ def mmse_denoise(denoiser: Denoiser, y: torch.Tensor, sigma0: float) -> torch.Te
 
 # ------------------------------------------------------------------------------------------------ the loop
 def _anneal(denoiser: Denoiser, x: torch.Tensor, levels: list[tuple[float, Callable]], *, epsilon: float, T: int,
-            sigma_L: float, gens: list[torch.Generator], callback, final_denoise: bool) -> LangevinResult:
+            sigma_L: float, gens: list[torch.Generator], callback, final_denoise: bool) -> Reconstruction:
     """Annealed Langevin dynamics over `levels` = [(sigma_i, delta_fn)], delta_fn(x, score) -> Delta_t.
 
     x_t = x_{t-1} + alpha_i Delta_t + sqrt(2 alpha_i) z_t with alpha_i = eps sigma_i^2 / sigma_L^2 (Alg. 1 lines
@@ -147,8 +131,10 @@ def _anneal(denoiser: Denoiser, x: torch.Tensor, levels: list[tuple[float, Calla
             x = x + sigma_L**2 * denoiser.score(x, sigma_L)
         den_s += time.perf_counter() - t0
         calls += 1
-    return LangevinResult(samples=x, last_iterate=last, denoiser_calls=calls, seconds=time.perf_counter() - start,
-                          denoiser_seconds=den_s, levels=len(levels), steps=len(levels) * T)
+    seconds = time.perf_counter() - start
+    return Reconstruction(x, nfe=calls, diagnostics={
+        "last_iterate": last, "seconds": seconds, "denoiser_seconds": den_s,
+        "overhead": (seconds - den_s) / max(den_s, 1e-12), "levels": len(levels), "steps": len(levels) * T})
 
 
 def _check_levels(sigmas, below: float | None = None, above: float | None = None) -> list[float]:
@@ -164,7 +150,7 @@ def _check_levels(sigmas, below: float | None = None, above: float | None = None
 
 def stochastic_denoise(denoiser: Denoiser, y: torch.Tensor, sigma0: float, sigmas, *, epsilon: float, T: int,
                        n_samples: int = 1, seeds: Sequence[int] | None = None, sigma_L: float | None = None,
-                       callback: Callable | None = None, final_denoise: bool = False) -> LangevinResult:
+                       callback: Callable | None = None, final_denoise: bool = False) -> Reconstruction:
     """Algorithm 1: n_samples draws from p(x | y) per noisy image y (N, C, H, W) -> samples (N*S, C, H, W).
 
     sigmas: {sigma_i}_{i=1}^L, decreasing, all below sigma0 (e.g. ``geometric_levels(sigma0, 0.01, rate)`` or
@@ -195,7 +181,7 @@ def stochastic_denoise(denoiser: Denoiser, y: torch.Tensor, sigma0: float, sigma
 def noisy_inpaint(denoiser: Denoiser, y: torch.Tensor, mask: torch.Tensor, sigma0: float, sigmas_above, sigmas_below,
                   *, epsilon: float, T: int, n_samples: int = 1, seeds: Sequence[int] | None = None,
                   sigma_L: float | None = None, init: str = "gaussian", init_mean: float = 0.0,
-                  callback: Callable | None = None, final_denoise: bool = False) -> LangevinResult:
+                  callback: Callable | None = None, final_denoise: bool = False) -> Reconstruction:
     """Algorithm 2: samples of p(x | y^M), y^M = x^M + sigma0 n, for a 0/1 mask (1 = observed pixel M).
 
     sigmas_above: {sigma_i}_{i=-K}^{-1} (decreasing, > sigma0); sigmas_below: {sigma_i}_{i=1}^L (< sigma0).

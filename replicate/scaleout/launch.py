@@ -83,9 +83,11 @@ def run_shard(fn: Callable, pairs: list, parts_dir: str | Path) -> int:
     A failing item does not stop the shard: the others are still computed (and kept), then the first error is raised
     with the keys that failed, so a retry has only those left to do.
     """
+    from replicate.progress import bar
+
     parts = Parts(parts_dir)
     computed, failed = 0, {}
-    for key, item in pairs:
+    for key, item in bar(pairs, desc=Path(parts_dir).stem, unit="item", leave=False):
         if parts.done(key):  # finished by an earlier (killed, preempted, failed) attempt
             continue
         _configure_torch()
@@ -291,6 +293,10 @@ def run_items(fn: Callable, items: Iterable, *, launcher: str = "local", workers
     if parts.check_fingerprint(fingerprint):
         log.warning("%s was made with other parameters: recomputing every item", parts.dir)
     n_shards = max(1, int(shards), int(workers) if launcher == "local" else 1)
+    finished = sum(parts.done(k) for k in keys)
+    if finished:  # a resumed run says so before its progress bars start
+        print(f"[replicate] {Path(parts_dir).stem}: {finished} of {len(keys)} items already finished, resuming",
+              file=sys.stderr)
     todo = {}
     for shard in range(n_shards):
         pairs = [(keys[i], items[i]) for i in indices_for(len(items), shard, n_shards) if not parts.done(keys[i])]

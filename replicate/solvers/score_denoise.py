@@ -1,5 +1,7 @@
 """Denoising by solving s(y) = f(x, y) for x (Xie, Yuan, Dong, Li 2023, Sec. 3.1), given the score s(y) of the
 noisy-image density and the noise model's likelihood score f (replicate/noise/xie2023.py). 0-255 scale throughout.
+Xie et al. 2023 (Algorithm 1) = training the score of noisy images (replicate/training_score.py) + the noise model
+(replicate/noise/xie2023.py) + solving the score equation per noise model (this module, `solve`).
 
     gauss, constant Sigma      x = Sigma s + y                                  Eq. 5
     gauss_sd (Sigma(x))        x <- Sigma(x) s + y, n iterations from y         Algorithm 2
@@ -21,19 +23,19 @@ from dataclasses import replace
 
 import torch
 
-from replicate.noise.xie2023 import NoiseModel
+from replicate.noise.xie2023 import XieNoiseModel
 
 DEFAULT_ITERS = 10   # "When an iterative algorithm is needed to solve Eq. (2), we set the number of iterations as 10"
 _TINY = 1e-6         # keeps the Gamma denominator and Rayleigh's x away from 0 (guards, not part of the method)
 
 
-def gaussian_closed_form(model: NoiseModel, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def gaussian_closed_form(model: XieNoiseModel, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Eq. 5: x = Sigma s + y for Sigma = sigma^2 I or sigma^2 A^T A."""
     sig2 = model.params["sigma"] ** 2
     return y + sig2 * (model.a_op.gram(s) if model.correlated else s)
 
 
-def fixed_point_sd(model: NoiseModel, y: torch.Tensor, s: torch.Tensor, iters: int = DEFAULT_ITERS,
+def fixed_point_sd(model: XieNoiseModel, y: torch.Tensor, s: torch.Tensor, iters: int = DEFAULT_ITERS,
                    trace: list | None = None) -> torch.Tensor:
     """Algorithm 2: x <- Sigma(x) s + y from x = y, Sigma(x) = diag(ax+b)^2 or A^T diag(ax+b)^2 A.
 
@@ -55,7 +57,7 @@ def fixed_point_sd(model: NoiseModel, y: torch.Tensor, s: torch.Tensor, iters: i
     return x
 
 
-def quadratic_sd(model: NoiseModel, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def quadratic_sd(model: XieNoiseModel, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Exact root of x = (a x + b)^2 s + y (model No.3, pixelwise): a^2 s x^2 + (2 a b s - 1) x + b^2 s + y = 0.
 
     Of the two roots we take the one that tends to y as s -> 0 (the branch Algorithm 2 starts on). Not in the paper:
@@ -70,13 +72,13 @@ def quadratic_sd(model: NoiseModel, y: torch.Tensor, s: torch.Tensor) -> torch.T
     return 2 * qc / (-qb + torch.sqrt(disc))
 
 
-def gamma_closed_form(model: NoiseModel, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def gamma_closed_form(model: XieNoiseModel, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Eq. 9: x = alpha z / (alpha - 1 - z s)."""
     al = model.params["alpha"]
     return al * z / (al - 1 - z * s).clamp_min(_TINY)
 
 
-def poisson_closed_form(model: NoiseModel, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def poisson_closed_form(model: XieNoiseModel, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Eq. 13: x = (z + 1/(2 lambda)) exp(s / lambda); with poisson_score='exact', the digamma inverse instead."""
     lam = model.params["lam"]
     if model.poisson_score == "exact":
@@ -84,7 +86,7 @@ def poisson_closed_form(model: NoiseModel, z: torch.Tensor, s: torch.Tensor) -> 
     return (z + 0.5 / lam) * torch.exp(s / lam)
 
 
-def rayleigh_iteration(model: NoiseModel, z: torch.Tensor, s: torch.Tensor, iters: int = DEFAULT_ITERS,
+def rayleigh_iteration(model: XieNoiseModel, z: torch.Tensor, s: torch.Tensor, iters: int = DEFAULT_ITERS,
                        trace: list | None = None) -> torch.Tensor:
     """Algorithm 3 (t = (z - x)/x > 0 solves t^2 + sigma^2 s x t - sigma^2 = 0 for fixed x; then x = z / (t + 1))."""
     sig2 = model.params["ray_sigma"] ** 2
@@ -99,7 +101,8 @@ def rayleigh_iteration(model: NoiseModel, z: torch.Tensor, s: torch.Tensor, iter
     return x
 
 
-def _solve_independent(model: NoiseModel, z: torch.Tensor, s: torch.Tensor, iters: int, options: dict) -> torch.Tensor:
+def _solve_independent(model: XieNoiseModel, z: torch.Tensor, s: torch.Tensor, iters: int,
+                       options: dict) -> torch.Tensor:
     if model.family == "gamma":
         return gamma_closed_form(model, z, s)
     if model.family == "poisson":
@@ -109,7 +112,7 @@ def _solve_independent(model: NoiseModel, z: torch.Tensor, s: torch.Tensor, iter
     raise ValueError(f"{model.family} is not a multiplicative family")
 
 
-def extra_gaussian_sigma(model: NoiseModel, sigma_e: float = 0.0) -> float:
+def extra_gaussian_sigma(model: XieNoiseModel, sigma_e: float = 0.0) -> float:
     """Std of the additive Gaussian that Algorithm 5 removes: mix_sigma for No.11-16, else the training-only sigma_e
     (Appendix B: No.5-10 are trained with sigma_e = 5 and it is removed at inference "as in mixture noise models")."""
     if model.mixture:
@@ -117,7 +120,7 @@ def extra_gaussian_sigma(model: NoiseModel, sigma_e: float = 0.0) -> float:
     return float(sigma_e) if model.family in ("gamma", "poisson", "rayleigh") else 0.0
 
 
-def solve(model: NoiseModel, y: torch.Tensor, s: torch.Tensor, *, iters: int = DEFAULT_ITERS, sigma_e: float = 0.0,
+def solve(model: XieNoiseModel, y: torch.Tensor, s: torch.Tensor, *, iters: int = DEFAULT_ITERS, sigma_e: float = 0.0,
           options: dict | None = None) -> torch.Tensor:
     """x_hat solving s(y) = f(x, y) for `model` (Algorithm 1 step 2), on the 0-255 scale.
 
@@ -139,7 +142,7 @@ def solve(model: NoiseModel, y: torch.Tensor, s: torch.Tensor, *, iters: int = D
     return _solve_independent(model, z, s, iters, options)
 
 
-def equation_residual(model: NoiseModel, x: torch.Tensor, y: torch.Tensor, s: torch.Tensor, *,
+def equation_residual(model: XieNoiseModel, x: torch.Tensor, y: torch.Tensor, s: torch.Tensor, *,
                       sigma_e: float = 0.0) -> torch.Tensor:
     """Per-image relative residual ||f(x, y_eff) - s|| / ||s|| of the equation actually solved (Eq. 2, or Eq. 23 with
     z_bar for the mixtures / sigma_e), on pixels where f is defined (x > 0, and z > x for Rayleigh)."""
@@ -154,7 +157,7 @@ def equation_residual(model: NoiseModel, x: torch.Tensor, y: torch.Tensor, s: to
 
 
 # ---------------------------------------------------------------------- Noise2Score (Tweedie), for comparison
-def noise2score(model: NoiseModel, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+def noise2score(model: XieNoiseModel, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Tweedie's formula for the exponential-family models (Noise2Score, Kim & Ye 2021), written generically:
     E[H(x) | y] = (s - grad log b(y)) / T'(y), x_hat = H^-1(E[H(x) | y]).
 

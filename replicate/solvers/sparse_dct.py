@@ -19,7 +19,9 @@ the batch of images at one measurement ratio, or per image). Because M's columns
 still gives an operator with orthonormal columns, and the held-out columns are orthogonal to the fitted ones (so the
 projection onto the fitted constraint does not touch the held-out residual).
 
-Works with any operator of replicate.operators.orthonormal through its dense matrix (small images only).
+Works with any operator of replicate.operators.orthonormal through its dense matrix M (small images only). A
+solver, not an operator: it lives with the solvers; the DCT basis (``dct_matrix``) is the operators' (the
+low-frequency operator's DCT basis), re-exported here.
 """
 from __future__ import annotations
 
@@ -28,14 +30,10 @@ from dataclasses import dataclass
 
 import torch
 
+from replicate.operators.orthonormal import dct_matrix
 
-def dct_matrix(n: int, dtype=torch.float64) -> torch.Tensor:
-    """Orthonormal DCT-II matrix (rows = basis vectors): coefficients = B @ signal (= scipy dct(norm='ortho'))."""
-    t = torch.arange(n, dtype=torch.float64)
-    k = torch.arange(n, dtype=torch.float64)[:, None]
-    B = math.sqrt(2.0 / n) * torch.cos(math.pi * (t + 0.5) * k / n)
-    B[0] /= math.sqrt(2.0)
-    return B.to(dtype)
+__all__ = ["DCT2", "SparseDCTResult", "dct_matrix", "fista_path", "fold_masks", "oracle", "project_onto_measurements",
+           "recover", "soft_threshold"]
 
 
 class DCT2:
@@ -124,7 +122,7 @@ def recover(operator, measurements: torch.Tensor, *, lambdas, folds: int = 4, it
     """
     if select not in ("pooled", "per_image"):
         raise ValueError(f"select must be 'pooled' or 'per_image', got {select!r}")
-    Q = operator.as_matrix(torch.float64)
+    Q = operator.as_matrix(dtype=torch.float64)
     xc = measurements.to(torch.float64)
     n, m = xc.shape
     lams = torch.tensor(sorted({float(v) for v in lambdas}, reverse=True), dtype=torch.float64)
@@ -154,7 +152,7 @@ def oracle(operator, measurements: torch.Tensor, truth: torch.Tensor, *, lambdas
     Not a method (it needs the ground truth): an upper bound on what any threshold choice can give the DCT prior,
     so that a win of the denoiser prior cannot come from a poorly tuned baseline.
     """
-    Q = operator.as_matrix(torch.float64)
+    Q = operator.as_matrix(dtype=torch.float64)
     xc = measurements.to(torch.float64)
     lams = torch.tensor(sorted({float(v) for v in lambdas}, reverse=True), dtype=torch.float64)
     path = fista_path(Q, xc, operator.shape, lams, iters=iters)                  # (L, n, C, H, W)
