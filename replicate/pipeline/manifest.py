@@ -126,7 +126,8 @@ def read(stage: Stage, profile: str, root: Path | None = None) -> dict | None:
 class Staleness:
     stage: str
     profile: str
-    missing: bool = False                                  # no manifest: never run for this profile
+    missing: bool = False                                  # no manifest: never run for this profile...
+    orphans: list[str] = field(default_factory=list)       # ...or run by code older than the manifests: its outputs
     changed: list[str] = field(default_factory=list)       # deps whose hash changed
     added: list[str] = field(default_factory=list)         # deps the stage has now, not when it ran
     removed: list[str] = field(default_factory=list)       # deps it had then, not now
@@ -143,6 +144,9 @@ class Staleness:
         return not (self.stale or self.tampered)
 
     def reasons(self, limit: int = 6) -> str:
+        if self.missing and self.orphans:
+            return (f"results from code older than the manifests ({', '.join(self.orphans[:2])}"
+                    f"{' ...' if len(self.orphans) > 2 else ''}), not rerun since")
         if self.missing:
             return "never run for this profile (no manifest)"
         parts = []
@@ -161,6 +165,7 @@ def staleness(stage: Stage, profile: str, root: Path | None = None, *, check_out
     m = read(stage, profile, root)
     if m is None:
         result.missing = True
+        result.orphans = [out for out in (at(t, profile) for t in stage.all_outs) if (root / out).exists()]
         return result
     result.since = (m.get("run") or {}).get("commit", "")
     now = dependency_paths(stage, profile)

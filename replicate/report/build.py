@@ -50,14 +50,26 @@ NEED_TO_SETS = {
 }
 
 
+SUMMARY_KEYS = {"setting", "items", "claims", "comparisons", "runs"}   # what write_summary writes (report.common)
+
+
 def load_summaries(root: Path) -> dict[tuple[str, str], dict]:
-    """(profile, paper) -> summary, for the committed profiles that have results in this checkout."""
+    """(profile, paper) -> summary, for the committed profiles that have results in this checkout. A summary written
+    before the current verdict rules and manifests (outdated_summaries) is left out: its verdicts are not these."""
     out = {}
     for profile in REPORTED_PROFILES:
         for path in sorted((root / "tables" / profile).glob("*/summary.json")):
             s = json.loads(path.read_text())
-            out[(profile, s["paper"])] = s
+            if SUMMARY_KEYS <= s.keys():
+                out[(profile, s["paper"])] = s
     return out
+
+
+def outdated_summaries(root: Path) -> list[str]:
+    """The committed summaries in an older format (written by earlier code, before manifests and verdict rules)."""
+    return [f"{profile}/{path.parent.name}" for profile in REPORTED_PROFILES
+            for path in sorted((root / "tables" / profile).glob("*/summary.json"))
+            if not SUMMARY_KEYS <= json.loads(path.read_text()).keys()]
 
 
 def recorded_assets(root: Path, profile: str, paper: str | None = None) -> dict[str, dict]:
@@ -249,16 +261,26 @@ def stale_section(root: Path, stages: list) -> list[str]:
 
     rows = []
     for stage in stages:
-        if not stage.per_profile or stage.name.endswith("_report"):
+        if not stage.per_profile:
             continue
         st = staleness(stage, "paper", root)
-        if st.stale and not st.missing:
+        if stage.name.endswith("_report") and not st.missing:
+            continue   # a report stage reruns in seconds with its paper's stages; only an orphan is worth a line
+        if st.stale and (not st.missing or st.orphans):
             rows.append(f"- {stale_marker(st)}: {st.reasons()}")
-    if not rows:
+    outdated = outdated_summaries(root)
+    if not rows and not outdated:
         return []
-    return ["## Stale results (paper profile)", "",
-            "These stages ran on earlier code or parameters; their results are shown as they are (rerun with "
-            "`dvc exp run -S profile=paper`):", ""] + rows + [""]
+    out = ["## Stale results", ""]
+    if rows:
+        out += ["These stages ran on earlier code or parameters; their results are shown as they are (rerun with "
+                "`dvc exp run -S profile=paper`):", ""] + rows + [""]
+    if outdated:
+        out += ["These results were computed by earlier code, before the stages wrote manifests and before the "
+                "current verdict rules; they are kept in `tables/` and `results/` but not shown or judged here "
+                "(\"profile not run\") until rerun with `dvc exp run -S profile=paper`: "
+                + ", ".join(f"`tables/{o}/`" for o in outdated) + ".", ""]
+    return out
 
 
 def splice_readme(readme: Path, section: str) -> None:
