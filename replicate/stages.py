@@ -33,6 +33,8 @@ def report_stage(paper: str, module: str, upstream: list[Stage]) -> Stage:
     PLOTS are DVC plots (tables/<profile>/plots/<paper>/<name>.csv)."""
     report = importlib.import_module(module)
     inputs = sorted({p for s in upstream for p in s.all_outs})
+    if paper != "mohan2020":   # every other report checks the universal prior's precondition (report.common)
+        inputs.append("results/{profile}/manifests/mohan2020_models.json")
     plots = getattr(report, "PLOTS", {})
     folder = f"tables/{{profile}}/plots/{paper}"
     defs = tuple({"id": f"{paper}: {spec['title']}", "title": spec["title"], "file": f"{folder}/{name}.csv",

@@ -22,6 +22,7 @@ PACKAGE_DATA = {
     "replicate.assets.registry": ["replicate/assets/registry.tsv"],
     "replicate.report.catalog": ["replicate/report/catalog.yaml", "replicate/published"],
     "replicate.report.published": ["replicate/published"],
+    "replicate.report.common": ["replicate/report/deviations"],
 }
 
 

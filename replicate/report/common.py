@@ -39,10 +39,12 @@ def rel(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- what ran
-def manifests(prm: dict, paper: str) -> dict[str, dict]:
-    """stage name -> manifest of every stage of `paper` that ran for this profile."""
+def manifests(prm: dict, paper: str, only: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """stage name -> manifest of every stage of `paper` that ran for this profile (only those named in `only`: a
+    report reads no file its stage does not declare)."""
     folder = runtime.project_root() / "results" / runtime.run_name(prm) / "manifests"
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob(f"{paper}_*.json"))}
+    paths = sorted(folder.glob(f"{paper}_*.json")) if only is None else [folder / f"{s}.json" for s in only]
+    return {p.stem: json.loads(p.read_text()) for p in paths if p.is_file()}
 
 
 def ran(prm: dict, paper: str, stage: str) -> dict:
@@ -53,12 +55,13 @@ def ran(prm: dict, paper: str, stage: str) -> dict:
     return m["effective"][paper]
 
 
-def failed_preconditions(prm: dict, paper: str, models=None) -> dict[str, str]:
+def failed_preconditions(prm: dict, paper: str, models=None, only: tuple[str, ...] | None = None) -> dict[str, str]:
     """stage -> why its run fails its own precondition (the diagnostics a stage records; empty when all hold).
 
-    models: a predicate on a model's name, to keep only the networks a claim stands on (e.g. the universal prior)."""
+    models: a predicate on a model's name, to keep only the networks a claim stands on (e.g. the universal prior);
+    only: the stages to look at (default: every stage of the paper)."""
     out = {}
-    for stage, m in manifests(prm, paper).items():
+    for stage, m in manifests(prm, paper, only).items():
         d = m.get("diagnostics", {})
         bad = [b for b in d.get("denoisers_below_min_gain") or d.get("networks_below_min_gain") or []
                if models is None or models(b)]
@@ -71,12 +74,16 @@ def failed_preconditions(prm: dict, paper: str, models=None) -> dict[str, str]:
     return out
 
 
+UNIVERSAL_PRIOR_STAGE = "mohan2020_models"   # trains the universal prior of mini / smoke (its manifest: the gains)
+
+
 def universal_prior_precondition(prm: dict) -> str:
     """Why the universal prior of mini / smoke (trained by mohan2020_models) cannot stand for an MMSE denoiser, or ''.
     The paper profile uses the authors' networks: no precondition of ours applies."""
     if prm["profile"] == "paper":
         return ""
-    return failed_preconditions(prm, "mohan2020", lambda name: name.startswith("universal")).get("mohan2020_models", "")
+    return failed_preconditions(prm, "mohan2020", lambda name: name.startswith("universal"),
+                                only=(UNIVERSAL_PRIOR_STAGE,)).get(UNIVERSAL_PRIOR_STAGE, "")
 
 
 def deviations(paper: str) -> list[dict]:
