@@ -332,6 +332,7 @@ class TimedDenoiser(torch.nn.Module):
     def __init__(self, inner):
         super().__init__()
         self.inner, self.seconds, self.calls = inner, 0.0, 0
+        self.max_sigma = getattr(inner, "max_sigma", float("inf"))   # the samplers clamp to the wrapped one's range
 
     def residual(self, y, sigma):
         """The wrapped denoiser's residual, timed and counted."""

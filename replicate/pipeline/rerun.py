@@ -29,7 +29,7 @@ from replicate.pipeline import manifest as M
 from replicate.pipeline.codedeps import REPO_ROOT
 from replicate.pipeline.stage import Stage, at
 
-TIMING = re.compile(r"(seconds|_time\b|^time|overhead|wall|speed)", re.I)
+TIMING = re.compile(r"(seconds|_time\b|^time|overhead|wall|speed|hours)", re.I)   # and what is derived from them
 VOLATILE_JSON_KEYS = {"run", "provenance", "seconds", "started"}
 
 

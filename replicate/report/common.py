@@ -43,7 +43,8 @@ def manifests(prm: dict, paper: str, only: tuple[str, ...] | None = None) -> dic
     """stage name -> manifest of every stage of `paper` that ran for this profile (only those named in `only`: a
     report reads no file its stage does not declare)."""
     folder = runtime.project_root() / "results" / runtime.run_name(prm) / "manifests"
-    paths = sorted(folder.glob(f"{paper}_*.json")) if only is None else [folder / f"{s}.json" for s in only]
+    paths = (sorted(p for p in folder.glob(f"{paper}_*.json") if p.stem != f"{paper}_report")   # not its own: a
+             if only is None else [folder / f"{s}.json" for s in only])                          # rerun is the same
     return {p.stem: json.loads(p.read_text()) for p in paths if p.is_file()}
 
 
