@@ -187,3 +187,28 @@ def test_diverged_is_reported_per_image():
     ok = sample_prior(StationaryGaussianPrior(shape), shape, 2, generator=_gen(7))
     assert ok.diagnostics["converged"].all() and ok.status(1) == "ok" and not ok.diagnostics["message"]
     assert ok.raise_if_diverged() is ok
+
+
+class _Explodes(Denoiser):
+    """Image 1's residual points away from the image and grows with it: its chain overflows; image 0 is denoised by
+    a stationary Gaussian prior and converges."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.good = StationaryGaussianPrior(shape)
+
+    def forward(self, y, sigma):
+        out = self.good(y, sigma)
+        if len(y) == 2:   # both chains still running: image 1 is in the batch
+            out[1] = y[1] + 1e30 * (y[1] - 0.5)
+        return out
+
+
+def test_a_chain_that_overflows_is_stopped_and_reported_while_the_others_finish():
+    shape = (1, 8, 8)
+    res = sample_prior(_Explodes(shape), shape, 2, generator=_gen(7))
+    d = res.diagnostics
+    assert d["converged"].tolist() == [True, False]
+    assert res.status(0) == "ok" and res.status(1).startswith("diverged: the iterate became non-finite at step")
+    assert torch.isfinite(res.x[0]).all() and torch.isnan(res.x[1]).all()
+    assert "1/2 chains diverged" in d["message"] and int(d["steps"][1]) < int(d["steps"][0])

@@ -34,8 +34,9 @@ Both samplers return a replicate.methods.result.Reconstruction:
          units h_t sigma_t and ~gamma_t);
   diagnostics: "last_iterate" (n, C, H, W) y_T; "steps" (n,) long, steps each image took; "converged" (n,) bool,
          sigma_t reached sigma_L within max_iter steps; "final_sigma" (n,) the last sigma_t of each image;
-         "why" per image, "" or "sigma_t <last> still above sigma_L after <steps> steps"; "message" why some
-         images did not converge, with advice ("" when all did).
+         "why" per image, "" or "sigma_t <last> still above sigma_L after <steps> steps" or, for a chain whose
+         iterate overflowed (stopped there, its sample NaN), "the iterate became non-finite at step <t> ...";
+         "message" why some images did not converge, with advice ("" when all did).
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *
     sigma_prev = torch.full((n,), float(sigma0), dtype=y.dtype, device=y.device)
     active = torch.ones(n, dtype=torch.bool, device=y.device)
     steps = torch.zeros(n, dtype=torch.long)
+    blew_up = torch.zeros(n, dtype=torch.long)   # the step at which a chain's iterate became non-finite (0: never)
     all_idx = torch.arange(n, device=y.device)
     names = ("sigma", "h", "gamma", "removed", "injected")
     trace = {k: [] for k in names}
@@ -106,15 +108,31 @@ def _coarse_to_fine(denoiser: Denoiser, y0: torch.Tensor, direction: Callable, *
         steps[idx_cpu] += 1
         sigma_prev[idx] = sigma
         active[idx[sigma <= sigmaL]] = False
+        # a chain whose iterate overflowed has diverged: stop it (the others go on), and say so for that row
+        finite = torch.isfinite((y if everyone else y[idx]).flatten(1)).all(dim=1) & torch.isfinite(sigma)
+        if not bool(finite.all()):
+            active[idx[~finite]] = False
+            blew_up[idx_cpu[~finite.cpu()]] = t
         if callback is not None:
             callback(t, y, {"sigma": sigma, "h": h, "gamma": gamma, "index": idx})
 
+    ok = blew_up == 0
     with torch.no_grad():
-        denoised = y + denoiser.residual(y, sigma_prev.clamp(max=max_sigma))
+        if bool(ok.all()):
+            denoised = y + denoiser.residual(y, sigma_prev.clamp(max=max_sigma))
+        else:   # a diverged chain has no sample (NaN): the denoiser is not asked to denoise an overflowed iterate
+            denoised = torch.full_like(y, float("nan"))
+            keep = ok.nonzero().flatten().to(y.device)
+            if len(keep):
+                denoised[keep] = y[keep] + denoiser.residual(y[keep], sigma_prev[keep].clamp(max=max_sigma))
+            message = (f"{int((~ok).sum())}/{n} chains diverged (their iterate overflowed: sigma_t grew instead of "
+                       f"shrinking); lower h0 (now {h0}) or check the denoiser" + (f"; {message}" if message else ""))
     calls += 1
     trace_t = {k: (torch.stack(v) if v else torch.empty(0, n)) for k, v in trace.items()}
-    converged, final_sigma = ~active.cpu(), sigma_prev.detach().cpu()
+    converged, final_sigma = ~active.cpu() & ok, sigma_prev.detach().cpu()
     why = ["" if bool(converged[k]) else
+           f"the iterate became non-finite at step {int(blew_up[k])} (sigma_t grew instead of shrinking)"
+           if not bool(ok[k]) else
            f"sigma_t {float(final_sigma[k]):.4g} still above sigma_L after {int(steps[k])} steps" for k in range(n)]
     return Reconstruction(denoised, nfe=calls, trace=trace_t, diagnostics={
         "last_iterate": y, "steps": steps, "converged": converged, "final_sigma": final_sigma, "why": why,
