@@ -178,15 +178,20 @@ def test_mirror_hit_makes_no_request(server, places):
     assert path == cache / asset.relpath and path.read_bytes() == body
 
 
+def _corrupt_mirror_copy(server, places, url_path: str):
+    """An asset served correctly by the server, whose copy in the (first) mirror has the wrong bytes."""
+    body = _payload(3000, seed=4)
+    asset = _serve(server, url_path, body)
+    bad = places[1] / asset.relpath
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(body[::-1])
+    return body, asset, bad
+
+
 def test_corrupt_mirror_file_is_skipped_for_the_next_source(server, places, caplog):
     """A mirror copy that fails verification is never cached: the next source (here the network) is tried, with a
     warning naming the bad file and both hashes."""
-    cache, mirror = places
-    body = _payload(3000, seed=4)
-    asset = _serve(server, "/files/mc.bin", body)
-    bad = mirror / asset.relpath
-    bad.parent.mkdir(parents=True)
-    bad.write_bytes(body[::-1])
+    body, asset, bad = _corrupt_mirror_copy(server, places, "/files/mc.bin")
     path = registry.fetch(asset, progress=False)
     assert path.read_bytes() == body and len(server.requests) == 1
     message = caplog.text
@@ -207,18 +212,13 @@ def test_corrupt_mirror_file_then_a_good_mirror(server, places, tmp_path, monkey
 
 
 def test_corrupt_mirror_file_offline_is_an_error_naming_it(server, places, monkeypatch):
-    cache, mirror = places
-    body = _payload(3000, seed=4)
-    asset = _serve(server, "/files/mc3.bin", body)
-    bad = mirror / asset.relpath
-    bad.parent.mkdir(parents=True)
-    bad.write_bytes(body[::-1])
+    body, asset, bad = _corrupt_mirror_copy(server, places, "/files/mc3.bin")
     monkeypatch.setenv("REPLICATE_OFFLINE", "1")
     with pytest.raises(AssetUnavailable) as err:
         registry.fetch(asset, progress=False)
     message = str(err.value)
     assert str(bad) in message and asset.sha256 in message and "replace it" in message
-    assert _files_under(cache) == []
+    assert _files_under(places[0]) == []
 
 
 def test_a_mirror_that_is_not_a_directory_is_named(places, tmp_path, monkeypatch, caplog):
