@@ -121,7 +121,7 @@ def test_smoke_pipeline_run_twice_gives_the_same_numbers(smoke_repo):
     # models retrained too): identical outputs, timing columns aside
     work, env, _ = smoke_repo
     again = subprocess.run([sys.executable, "-m", "replicate", "check-repro", "--profile", "smoke", "--items", "0",
-                            "--rtol", "0"], cwd=work, env=env, capture_output=True, text=True, timeout=3000)
+                            "--rtol", "0", "--include-training"], cwd=work, env=env, capture_output=True, text=True, timeout=3000)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
     assert " FAIL " not in again.stdout
 

@@ -3,6 +3,7 @@
 For each stage of a profile, in a scratch copy of the checkout (nothing committed is touched):
   * per-image stage: a seeded random sample of its items is recomputed through the stage's own `rows` function and
     compared with the committed rows of those items (matched on the stage's key columns);
+  * a training stage (persistent checkpoints): skipped unless --include-training (the smoke test retrains them);
   * any other stage (unless its recorded run took longer than --budget seconds): it is rerun whole on the committed
     inputs and its outputs are compared (CSV / JSON / markdown / arrays; a report stage: its summary.json, of which
     its tables and figures are renderings; a table of timings: nothing).
@@ -305,6 +306,9 @@ def main(argv, stages: list[Stage]) -> int:
                     help="rerun a whole stage only if its recorded run took at most this many seconds")
     ap.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance where results are not identical")
     ap.add_argument("--stages", nargs="*", help="only these stages")
+    ap.add_argument("--include-training", action="store_true",
+                    help="also retrain the training stages (their checkpoints persist, so the recorded time of a "
+                         "run that resumed them says nothing about a retraining's cost)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-items", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -328,6 +332,9 @@ def main(argv, stages: list[Stage]) -> int:
             t0 = time.perf_counter()
             if stage.per_image is not None:
                 res = check_per_image(stage, root, args.profile, args.items, args.seed, args.rtol, env)
+            elif stage.persist and not args.include_training:
+                res = {"status": "skipped", "detail": "a training stage (its checkpoints persist: its recorded time "
+                                                      "may be a resume); --include-training retrains it"}
             elif (m.get("run") or {}).get("seconds", 0) > args.budget:
                 res = {"status": "skipped", "detail": f"its run took {m['run']['seconds']:.0f} s > --budget"}
             else:
