@@ -39,10 +39,9 @@ def test_the_report_lists_orphans_and_leaves_out_old_format_summaries(tmp_path):
     old = tmp_path / "tables" / "paper" / "toy" / "summary.json"
     old.parent.mkdir(parents=True)
     old.write_text(json.dumps({"paper": "toy", "claims": [], "comparisons": [], "items": {}}))   # no setting / runs
-    assert build.load_summaries(tmp_path) == {}
-    assert build.outdated_summaries(tmp_path) == ["paper/toy"]
-    section = "\n".join(build.stale_section(tmp_path, [STAGE]))
+    assert build.read_summaries(tmp_path) == ({}, ["paper/toy"])
+    section = "\n".join(build.stale_section(tmp_path, [STAGE], ["paper/toy"]))
     assert "toy_table (paper) stale" in section and "`tables/paper/toy/`" in section
     new = dict(json.loads(old.read_text()), setting="paper", runs={})
     old.write_text(json.dumps(new))
-    assert list(build.load_summaries(tmp_path)) == [("paper", "toy")]
+    assert list(build.read_summaries(tmp_path)[0]) == [("paper", "toy")]

@@ -38,3 +38,23 @@ def test_bias_free_net_has_no_net_bias_and_biased_one_does():
     assert (fy - jy).abs().max() < 1e-10  # Euler: J y = f(y) for a degree-1 homogeneous map
     fy, jy = first_order(net(bias=True), y, 0.1)
     assert (fy - jy).abs().max() > 1e-3
+
+
+def test_paper_models_stage_names_every_missing_checkpoint_at_once(tmp_path, monkeypatch):
+    """Offline with an empty cache and mirror, the paper profile's models stage lists all its checkpoints in one
+    error (not only the first)."""
+    import pytest
+
+    from replicate import params
+    from replicate.assets.registry import AssetUnavailable
+    from replicate.experiments.mohan2020_models import fetch_checkpoints, model_specs
+
+    monkeypatch.setenv("REPLICATE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("REPLICATE_MIRROR", str(tmp_path))
+    monkeypatch.setenv("REPLICATE_OFFLINE", "1")
+    prm = params.load("mohan2020", profile="paper")
+    with pytest.raises(AssetUnavailable) as err:
+        fetch_checkpoints(prm)
+    names = {m.asset.name for m in err.value.missing}
+    assert len(names) == len(model_specs(prm)) > 1
+    assert all(f"{s.arch}/{s.variant}/0-{s.train_max}.pt" in str(err.value) for s in model_specs(prm))

@@ -404,3 +404,20 @@ def test_cli_fetch_reports_unknown_and_missing(server, tmp_path, monkeypatch, ca
     assert registry.main(["fetch", "--offline", "test/cli"]) == 1
     assert missing.url in capsys.readouterr().err and server.requests == []
     assert registry.cache_path(present).exists()
+
+
+def test_cli_status_verify_finds_a_corrupt_copy_that_size_alone_misses(server, places, tmp_path, monkeypatch,
+                                                                        capsys):
+    body, asset, bad = _corrupt_mirror_copy(server, places, "/v/one.bin")
+    table = tmp_path / "registry.tsv"
+    _write_registry(table, [asset])
+    monkeypatch.setattr(registry, "DEFAULT_REGISTRY", table)
+    assert registry.main(["status"]) == 0  # same size: the cheap check calls it available, and says so
+    out = capsys.readouterr().out
+    assert "size only" in out and re.search(r"test/set\s+1 files\s+available here: yes", out)
+    assert registry.main(["status", "--verify"]) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"test/set\s+1 files\s+available here: no", captured.out) and str(bad) in captured.out
+    assert "replace it" in captured.err and bad.exists() and server.requests == []
+    bad.write_bytes(body)
+    assert registry.main(["status", "--verify"]) == 0

@@ -640,16 +640,47 @@ def _cli_fetch(targets: list[str], offline: bool) -> int:
     return 0
 
 
-def _cli_status() -> int:
+def _verify_set(set_name: str) -> tuple[bool, str, bool]:
+    """``availability`` with every local copy hashed: each file must have a copy (cache, then mirrors) that passes
+    its size and sha256 check. Slow for large sets; never downloads and never deletes a bad copy.
+    Returns (available, reason, whether a corrupt copy was found)."""
+    problems, corrupt = [], False
+    for asset in assets_in(set_name):
+        places = [cache_path(asset)] + [m / asset.relpath for m in mirror_dirs()]
+        if asset.is_package_file:
+            places.append(_package_file(asset))
+        errors = []
+        for place in (p for p in places if p is not None and p.is_file()):
+            try:
+                verify(place, asset)
+                break
+            except VerificationError as err:
+                errors.append(str(err))
+        else:
+            corrupt |= bool(errors)
+            problems.append(f"{asset.name}: " + ("; ".join(errors) if errors else "not in the cache or a mirror"))
+    if not problems:
+        return True, "", False
+    return False, f"{len(problems)} file(s) not verified, e.g. {problems[0]}", corrupt
+
+
+def _cli_status(verify_hashes: bool = False) -> int:
     print(f"cache:   {cache_dir()}")
     print(f"mirrors: {', '.join(map(str, mirror_dirs())) or '(none; set REPLICATE_MIRROR)'}")
+    print("checked: " + ("size and sha256 of every local copy" if verify_hashes else
+                         "existence and size only (add --verify to hash every file)"))
     width = max(len(s) for s in set_names())
+    corrupt_sets = 0
     for name in set_names():
-        ok, reason = availability(name)
+        ok, reason, corrupt = _verify_set(name) if verify_hashes else (*availability(name), False)
+        corrupt_sets += corrupt
         count = len(assets_in(name))
         print(f"{name:<{width}}  {count:5d} files  available here: {'yes' if ok else 'no'}"
-              + ("" if ok else f"  ({reason.splitlines()[0][:120]})"))
-    return 0
+              + ("" if ok else f"  ({reason.splitlines()[0][:160]})"))
+    if corrupt_sets:
+        print(f"{corrupt_sets} set(s) have a copy that fails its check: replace it (or delete it from the cache)",
+              file=sys.stderr)
+    return 1 if corrupt_sets else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -658,12 +689,14 @@ def main(argv: list[str] | None = None) -> int:
     fetch_cmd = sub.add_parser("fetch", help="fetch sets or single assets into the cache")
     fetch_cmd.add_argument("targets", nargs="+", metavar="SET_OR_NAME")
     fetch_cmd.add_argument("--offline", action="store_true", default=None, help="never use the network")
-    sub.add_parser("status", help="list sets and whether they are available here")
+    status_cmd = sub.add_parser("status", help="list sets and whether they are available here")
+    status_cmd.add_argument("--verify", action="store_true",
+                            help="hash every local copy (slow); exit 1 when a copy fails its size or sha256")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.command == "fetch":
         return _cli_fetch(args.targets, args.offline)
-    return _cli_status()
+    return _cli_status(args.verify)
 
 
 if __name__ == "__main__":

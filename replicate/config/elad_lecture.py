@@ -52,12 +52,18 @@ class Inverse(Block):
     task_subset: list[str] | None = None
 
 
-class SongErmon(Block):
+class AnnealedLadder(Block):
+    """Song & Ermon's geometric noise ladder and step rule (sigma_max .. sigma_min over `levels`, T steps each,
+    step eps * sigma^2 / sigma_min^2), shared by their sampler and SNIPS."""
     sigma_max: float
     sigma_min: float
     levels: int
     T: int
     eps: float
+
+
+class SongErmon(AnnealedLadder):
+    pass
 
 
 class KadkhodaieSettings(Block):
@@ -74,13 +80,8 @@ class Synthesis(Block):
     kadkhodaie: KadkhodaieSettings
 
 
-class Snips(Block):
+class Snips(AnnealedLadder):
     samples: int
-    sigma_max: float
-    sigma_min: float
-    levels: int
-    T: int
-    eps: float
     tasks: dict[str, Task]
     test_sets: dict[str, ImageSet]
     task_subset: list[str] | None = None
@@ -93,12 +94,8 @@ class Stochastic(Block):
     sigma_L: float
 
 
-class SnipsSettings(Block):
-    sigma_max: float
-    sigma_min: float
-    levels: int
-    T: int
-    eps: float
+class SnipsSettings(AnnealedLadder):
+    pass
 
 
 class DDRMSettings(Block):

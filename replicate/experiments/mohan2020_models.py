@@ -172,14 +172,24 @@ def train_models(prm: dict) -> pd.DataFrame:
 
 
 def fetch_checkpoints(prm: dict) -> pd.DataFrame:
-    """The paper profile: the authors' checkpoints of the grid through the asset registry, one row per model."""
-    from replicate.assets.registry import fetch
+    """The paper profile: the authors' checkpoints of the grid through the asset registry, one row per model.
+    Every checkpoint is asked for before any is loaded, so one error names all the missing files at once."""
+    from replicate.assets.registry import AssetUnavailable, fetch
     from replicate.denoisers.checkpoints import mohan_denoiser
 
-    rows = []
+    paths, missing = {}, []
     for spec in model_specs(prm):
         asset = f"weights/bias_free_denoising/{spec.arch}/{spec.variant}/0-{spec.train_max}.pt"
-        model = mohan_denoiser(spec.arch, spec.variant, f"0-{spec.train_max}", fetch(asset))
+        try:
+            paths[spec.name] = (asset, fetch(asset))
+        except AssetUnavailable as err:
+            missing.extend(err.missing)
+    if missing:
+        raise AssetUnavailable(missing)
+    rows = []
+    for spec in model_specs(prm):
+        asset, path = paths[spec.name]
+        model = mohan_denoiser(spec.arch, spec.variant, f"0-{spec.train_max}", path)
         rows.append({"model": spec.name, "asset": asset, "parameters": sum(p.numel() for p in model.parameters())})
     return pd.DataFrame(rows)
 

@@ -53,23 +53,19 @@ NEED_TO_SETS = {
 SUMMARY_KEYS = {"setting", "items", "claims", "comparisons", "runs"}   # what write_summary writes (report.common)
 
 
-def load_summaries(root: Path) -> dict[tuple[str, str], dict]:
-    """(profile, paper) -> summary, for the committed profiles that have results in this checkout. A summary written
-    before the current verdict rules and manifests (outdated_summaries) is left out: its verdicts are not these."""
-    out = {}
+def read_summaries(root: Path) -> tuple[dict[tuple[str, str], dict], list[str]]:
+    """The committed profiles' summaries in this checkout, read once: ((profile, paper) -> summary, the ones in an
+    older format). A summary written before the current verdict rules and manifests is left out of the first and
+    named in the second ("<profile>/<paper>"): its verdicts are not these."""
+    current, outdated = {}, []
     for profile in REPORTED_PROFILES:
         for path in sorted((root / "tables" / profile).glob("*/summary.json")):
             s = json.loads(path.read_text())
             if SUMMARY_KEYS <= s.keys():
-                out[(profile, s["paper"])] = s
-    return out
-
-
-def outdated_summaries(root: Path) -> list[str]:
-    """The committed summaries in an older format (written by earlier code, before manifests and verdict rules)."""
-    return [f"{profile}/{path.parent.name}" for profile in REPORTED_PROFILES
-            for path in sorted((root / "tables" / profile).glob("*/summary.json"))
-            if not SUMMARY_KEYS <= json.loads(path.read_text()).keys()]
+                current[(profile, s["paper"])] = s
+            else:
+                outdated.append(f"{profile}/{path.parent.name}")
+    return current, outdated
 
 
 def recorded_assets(root: Path, profile: str, paper: str | None = None) -> dict[str, dict]:
@@ -185,7 +181,7 @@ def build_report(root: Path, stages: list) -> tuple[str, str]:
     """The one-page tables/REPORT.md and the README's results block (text of both), from every reported profile's
     summaries and manifests under `root`."""
     catalog = load_catalog()
-    summaries = load_summaries(root)
+    summaries, outdated = read_summaries(root)
     profiles = [p for p in REPORTED_PROFILES if any(k[0] == p for k in summaries)] or ["mini"]
     assets = {p: recorded_assets(root, p) for p in profiles}
     lines = ["# Replication report", "",
@@ -225,7 +221,7 @@ def build_report(root: Path, stages: list) -> tuple[str, str]:
         if fig:
             sections += [fig, ""]
         sections += ["<details><summary>Every item of the catalogue</summary>", ""] + table + ["", "</details>", ""]
-    stale = stale_section(root, stages)
+    stale = stale_section(root, stages, outdated)
     report = "\n".join(lines + ["## Overview", ""] + overview + [""] + sections + assets_section(assets) + stale)
     readme = "\n".join(["Status counts per paper and profile (items of the catalogue; statuses explained in "
                         "[tables/REPORT.md](tables/REPORT.md)):", ""] + overview +
@@ -254,8 +250,9 @@ def assets_section(assets: dict[str, dict[str, dict]]) -> list[str]:
     return out + [""]
 
 
-def stale_section(root: Path, stages: list) -> list[str]:
-    """The paper profile's stages whose code or parameters changed since they ran (check.py's facts)."""
+def stale_section(root: Path, stages: list, outdated: list[str]) -> list[str]:
+    """The paper profile's stages whose code or parameters changed since they ran (check.py's facts), and the
+    summaries in an older format (`outdated`, from read_summaries)."""
     from replicate.pipeline.check import stale_marker
     from replicate.pipeline.manifest import staleness
 
@@ -268,7 +265,6 @@ def stale_section(root: Path, stages: list) -> list[str]:
             continue   # a report stage reruns in seconds with its paper's stages; only an orphan is worth a line
         if st.stale and (not st.missing or st.orphans):
             rows.append(f"- {stale_marker(st)}: {st.reasons()}")
-    outdated = outdated_summaries(root)
     if not rows and not outdated:
         return []
     out = ["## Stale results", ""]

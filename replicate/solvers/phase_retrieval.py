@@ -210,8 +210,13 @@ def fienup(operator: PhaseRetrieval, y: torch.Tensor, shape, *, method: str = "h
             g = torch.where(support, g, _smooth(g, width))
         return g
 
-    def pick(better, new, old):
-        return torch.where(better.view(-1, *([1] * (new.ndim - 1))), new, old)
+    def keep_best(new, new_r, old, old_r):
+        """Per image, the candidate with the smaller residual (ties keep the old one); the first candidate when
+        there is no old one yet."""
+        if old is None:
+            return new, new_r
+        better = new_r < old_r
+        return torch.where(better.view(-1, *([1] * (new.ndim - 1))), new, old), torch.minimum(new_r, old_r)
 
     best_obj, best_r = None, None
     for k in range(restarts):
@@ -235,15 +240,10 @@ def fienup(operator: PhaseRetrieval, y: torch.Tensor, shape, *, method: str = "h
                     g = torch.where(support, g, oss_smooth(g, av[s], ah[s], window))
                     r = residual(project(g))
                     hist.append(r)
-                    if stage_g is None:
-                        stage_g, stage_r = g, r
-                    else:
-                        better = r < stage_r
-                        stage_g, stage_r = pick(better, g, stage_g), torch.minimum(r, stage_r)
+                    stage_g, stage_r = keep_best(g, r, stage_g, stage_r)
                     bar.update(1)
                 g = stage_g  # the next stage starts from this stage's best iterate
-                better = stage_r < run_r
-                run_obj, run_r = pick(better, project(stage_g), run_obj), torch.minimum(stage_r, run_r)
+                run_obj, run_r = keep_best(project(stage_g), stage_r, run_obj, run_r)
             bar.close()
             obj, r = run_obj, run_r
         else:
@@ -260,10 +260,6 @@ def fienup(operator: PhaseRetrieval, y: torch.Tensor, shape, *, method: str = "h
             if starts is not None:
                 entry["stage_starts"] = torch.stack(starts) if starts else empty
             trace.append(entry)
-        if best_obj is None:
-            best_obj, best_r = obj, r
-        else:
-            better = r < best_r
-            best_obj, best_r = pick(better, obj, best_obj), torch.minimum(r, best_r)
+        best_obj, best_r = keep_best(obj, r, best_obj, best_r)
     x = best_obj[..., ph : ph + h, pw : pw + w] + offset
     return {"x": x, "residual": best_r, "object": best_obj, "support": support}
