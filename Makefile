@@ -3,6 +3,7 @@
 #   make repro        -> `dvc repro`: the default `mini` profile, offline, CPU only (a no-op when nothing changed)
 #   make check        -> fails when a committed result is older than its code or parameters (every committed profile)
 #   make check-repro  -> recomputes a seeded sample of committed results and compares (PROFILE=paper for the paper's)
+#   make dryrun       -> every paper-profile stage at a tiny size on generated stand-in files (the GPU path, on a CPU)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +12,7 @@ PROFILE ?= mini
 ITEMS  ?= 1
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python
 
-.PHONY: venv repro test test-fast check check-repro dvc-yaml status clean-venv
+.PHONY: venv repro test test-fast check check-repro dryrun dvc-yaml status clean-venv
 
 venv: $(STAMP)
 
@@ -36,6 +37,9 @@ check: venv
 
 check-repro: venv
 	$(RUN) -m replicate check-repro --profile $(PROFILE) --items $(ITEMS)
+
+dryrun: venv
+	$(RUN) -m replicate dryrun
 
 dvc-yaml: venv
 	$(RUN) -m replicate dvc-yaml

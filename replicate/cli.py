@@ -9,6 +9,7 @@
     python -m replicate dvc-yaml [--check]            # regenerate dvc.yaml from the stage declarations
     python -m replicate check                         # stale or edited results of any committed profile -> exit 1
     python -m replicate check-repro [--profile mini]  # recompute a seeded sample of committed rows and compare
+    python -m replicate dryrun [--workers 2]          # every paper-profile stage, tiny, on stand-in files
 
 Expected errors (unknown profile or stage, a missing or corrupt file, a bad parameter) print one or two lines and
 exit 2; `--debug` or REPLICATE_DEBUG=1 shows the traceback.
@@ -19,7 +20,7 @@ import argparse
 import os
 import sys
 
-COMMANDS = ("list", "dvc-yaml", "check", "check-repro")
+COMMANDS = ("list", "dvc-yaml", "check", "check-repro", "dryrun")
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -62,17 +63,18 @@ def _dvc_yaml(check: bool) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("check", "check-repro"):  # these parse their own arguments
-        from replicate.pipeline import check, rerun
+    if argv and argv[0] in ("check", "check-repro", "dryrun"):  # these parse their own arguments
+        from replicate.pipeline import check, dryrun, rerun
         from replicate.stages import all_stages
 
-        return (check.main if argv[0] == "check" else rerun.main)(argv[1:], all_stages())
+        command = {"check": check.main, "check-repro": rerun.main, "dryrun": dryrun.main}[argv[0]]
+        return command(argv[1:], all_stages())
     parser = argparse.ArgumentParser(prog="replicate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", help="a stage name (see `list`) or one of: " + ", ".join(COMMANDS))
     parser.add_argument("rest", nargs="*", help="`<paper> <stage>` is accepted for `<paper>_<stage>`")
     parser.add_argument("--check", action="store_true", help="dvc-yaml: only compare, do not write")
-    parser.add_argument("--profile", help="mini | smoke | paper (default: params.yaml's; REPLICATE_PROFILE)")
+    parser.add_argument("--profile", help="mini | smoke | paper | dryrun (default: params.yaml's; REPLICATE_PROFILE)")
     parser.add_argument("--prior", help="a prior name or 'package.module:factory' in place of the papers' learned "
                                         "prior (REPLICATE_PRIOR; see replicate/denoisers/priors.py)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")

@@ -1,6 +1,6 @@
 """Parameters: `params.yaml` holds one section per paper with a block per profile.
 
-    profile: mini            # mini | smoke | paper (override: dvc exp run -S profile=paper)
+    profile: mini            # mini | smoke | paper | dryrun (override: dvc exp run -S profile=paper)
     seed: 0
     mohan2020:
       common: {...}          # shared by every profile
@@ -17,6 +17,13 @@ The paper profile may hold a `cpu_subset` block: on a machine without a GPU it i
 "cpu_subset" (else "full") and `not_run_on_cpu` lists what the subset dropped. This is resolved here, once, for
 every paper, so a stage never decides it again.
 
+The `dryrun` profile runs the paper profile's code paths and settings at a tiny size (issue 18): its parameters are
+common -> paper -> dryrun, each merged recursively over the one before (the `dryrun` block holds only the reductions:
+images per set, network evaluations per sampler, resolution, `device: auto`; a mapping with `only: [keys]` keeps
+just those keys, as in `cpu_subset`). The paper block's `cpu_subset` never applies under dryrun (it runs the full GPU
+configuration, tiny), and `code_profile()` is "paper" for it: every `profile == "paper"` decision of the code asks
+`code_profile(prm) == "paper"` instead. Its outputs go to results/dryrun/ etc. (never committed).
+
 To override one value for one run: `dvc exp run -S 'mohan2020.mini.decomposition.patches_per_sigma=40'` (a key that
 params.yaml already has), or `-S '+kawar2021.mini.n_samples=4'` (DVC's `+` adds a key the file does not have yet).
 """
@@ -31,7 +38,9 @@ from pathlib import Path
 
 import yaml
 
-PROFILES = ("mini", "smoke", "paper")
+PROFILES = ("mini", "smoke", "paper", "dryrun")
+#: profiles that run another profile's code paths and settings, with their own block merged on top (params.load)
+BASE_PROFILE = {"dryrun": "paper"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOP_LEVEL = {"profile", "seed", "launcher", "prior"}      # keys of params.yaml that are not paper sections
 #: the sections whose learned prior the top-level `prior` replaces (replicate.denoisers.priors.resolve)
@@ -90,6 +99,19 @@ def active_profile(all_params: dict | None = None) -> str:
             f"(e.g. `dvc exp run -S profile=mini`)"
         )
     return profile
+
+
+def code_profile(profile_or_prm) -> str:
+    """The profile whose code paths a profile runs: "paper" for paper and dryrun, else the profile itself. Takes a
+    profile name or a section's params (its `profile`)."""
+    profile = profile_or_prm.get("profile") if isinstance(profile_or_prm, dict) else profile_or_prm
+    return BASE_PROFILE.get(profile, profile)
+
+
+def is_dryrun(profile_or_prm) -> bool:
+    """Whether a profile (or a section's params) is the dry run of another profile's code (BASE_PROFILE)."""
+    profile = profile_or_prm.get("profile") if isinstance(profile_or_prm, dict) else profile_or_prm
+    return profile in BASE_PROFILE
 
 
 # ------------------------------------------------------------------------------------------ declared sections
@@ -183,8 +205,15 @@ def load(section: str, path: str | os.PathLike | None = None, profile: str | Non
     if unknown:
         raise ParamsError(f"{path.name}: {section}: unknown block(s) {unknown}; a section holds common and the "
                           f"profiles {', '.join(PROFILES)}")
-    merged = merge(block.get("common") or {}, block.get(profile) or {})
-    merged = resolve_subset(merged, gpu_available() if gpu is None else gpu)
+    base = BASE_PROFILE.get(profile)
+    if base is not None:   # dryrun: common -> paper (without its cpu_subset) -> dryrun; the full configuration, tiny
+        merged = merge(block.get("common") or {}, block.get(base) or {})
+        merged.pop("cpu_subset", None)
+        merged = _merge_only(merged, block.get(profile) or {}, "", {})
+        merged["subset"] = "full"
+    else:
+        merged = merge(block.get("common") or {}, block.get(profile) or {})
+        merged = resolve_subset(merged, gpu_available() if gpu is None else gpu)
     validate = schema(section)
     if validate is not None:
         merged = validate(merged, where=f"{path.name}: {section} ({profile})")

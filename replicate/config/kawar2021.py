@@ -21,6 +21,7 @@ class Denoise(Block):
     # other step sizes the exactness stage also evaluates, with where each comes from (e.g. FFHQ: Table 2 prints
     # 1.8e-6, the text says NCSNv2's settings are kept: 9e-7)
     also_epsilon: dict[str, float] = {}
+    levels: int | None = None     # dryrun: walk only this many levels of the ladder (evenly spaced, ends kept)
 
 
 class Inpaint(Block):
@@ -31,6 +32,7 @@ class Inpaint(Block):
     cycle_masks: bool = False
     sigma_top: float | None = None
     rate: float | None = None
+    levels: int | None = None     # dryrun: walk only this many levels above and below sigma0 (evenly spaced, ends kept)
 
 
 class RunImages(ImageSet):

@@ -241,4 +241,4 @@ def load_adm_checkpoint(path, config_name: str, map_location="cpu") -> ADMUNet:
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
     net = build_adm(config_name)
     net.load_state_dict(state, strict=True)
-    return net.eval()
+    return net.eval().requires_grad_(False)   # a pretrained prior: gradients only with respect to the image

@@ -369,7 +369,7 @@ def load_ncsnv2_checkpoint(path, config_name: str | dict, *, ema: bool = True, t
                     raise ValueError(f"{path}: EMA {name} has shape {tuple(shadow[name].shape)}, "
                                      f"expected {tuple(p.shape)}")
                 p.copy_(shadow[name])
-    return net.eval()
+    return net.eval().requires_grad_(False)   # a pretrained prior: gradients only with respect to the image
 
 
 # ----------------------------------------------------------------------------- denoiser adapter

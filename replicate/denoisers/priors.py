@@ -106,8 +106,17 @@ def resolve(default, override) -> dict:
     return as_spec(override)
 
 
+def frozen(den):
+    """A prior in eval mode with its parameters frozen: samplers differentiate through it with respect to the image
+    only (DPS, MCG), and without frozen parameters autograd would also compute every weight's gradient (4x the time of
+    a forward pass of the 552 M-parameter ImageNet ADM on a CPU, against 1.7x frozen)."""
+    if isinstance(den, torch.nn.Module):
+        den.eval().requires_grad_(False)
+    return den
+
+
 def load_prior(spec, prm: dict | None = None) -> Denoiser:
-    """The Denoiser a spec names, in eval mode on the CPU (move it with .to(device))."""
+    """The Denoiser a spec names, in eval mode with frozen parameters, on the CPU (move it with .to(device))."""
     s = as_spec(spec)
     kind = s.pop("kind")
     if kind == "plugin":
@@ -115,8 +124,7 @@ def load_prior(spec, prm: dict | None = None) -> Denoiser:
     if kind not in PRIORS:
         raise PriorError(f"unknown prior {kind!r}; known: {', '.join(sorted(set(PRIORS) | set(ALIASES)))}, "
                          "or your own as 'package.module:factory' (see replicate/denoisers/priors.py)")
-    den = PRIORS[kind](prm or {}, **s)
-    return den.eval() if isinstance(den, torch.nn.Module) else den
+    return frozen(PRIORS[kind](prm or {}, **s))
 
 
 # ------------------------------------------------------------------------------------------------ plugins
@@ -154,7 +162,7 @@ def _plugin(target: str, options: dict) -> Denoiser:
         raise PriorError(f"plugin prior {target!r}: {module_name} has no {attr!r}")
     made = factory(**options)
     if isinstance(made, Denoiser):
-        return made.eval()
+        return frozen(made)
     if not callable(made):
         raise PriorError(f"plugin prior {target!r}: the factory returned {type(made).__name__}, not a Denoiser or a "
                          "callable D(x, sigma)")
@@ -198,7 +206,9 @@ def universal(prm: dict, channels: str = "color") -> Denoiser:
     DnCNN that the ``mohan2020_models`` stage trains (data/models/<profile>/mohan2020/universal_<channels>.pt)."""
     if channels not in UNIVERSAL_ASSETS:
         raise PriorError(f"unknown universal prior channels {channels!r}; choose one of {', '.join(UNIVERSAL_ASSETS)}")
-    if prm.get("profile") == "paper":
+    from replicate.params import code_profile
+
+    if code_profile(prm) == "paper":   # the paper profile and its dry run
         from replicate.denoisers.checkpoints import universal_denoiser
 
         return universal_denoiser(UNIVERSAL_CHECKPOINT_NAMES[channels], _fetch(UNIVERSAL_ASSETS[channels]))

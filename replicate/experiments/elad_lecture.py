@@ -45,7 +45,7 @@ def learned_denoisers(prm: dict) -> dict[str, Denoiser]:
     from replicate.experiments.mohan2020_models import load_models
 
     r = prm["classic"]["learned_range"]
-    if prm["profile"] == "paper":  # the authors' checkpoints, straight from the registry
+    if P.code_profile(prm) == "paper":  # the authors' checkpoints, straight from the registry
         from replicate.assets.registry import fetch
         from replicate.denoisers.checkpoints import mohan_denoiser
 

@@ -59,7 +59,7 @@ def run_availability(prm: dict, name: str) -> tuple[bool, str]:
         ok, why = obtain(set_name)
         if not ok:
             reasons.append(f"{set_name}: {why.splitlines()[0]}")
-    if prior_kind(prm, name) == "universal" and prm["profile"] != "paper":
+    if prior_kind(prm, name) == "universal" and P.code_profile(prm) != "paper":
         path = runtime.models_dir(prm, "mohan2020") / f"universal_{r['prior']['channels']}.pt"
         if not path.exists():
             reasons.append(f"{path} missing: run the mohan2020 models stage first (python -m replicate mohan2020 models)")
@@ -119,9 +119,11 @@ def load_images(prm: dict, name: str) -> list[D.Image]:
 
     spec = dict(runs(prm)[name]["images"])
     if spec["source"] in N.DATASETS:
-        return N.load_dataset(spec["source"], spec["limit"], spec.get("lsun_order", "resize_crop"))
-    images = D.load_set(spec)
-    if spec.get("square"):  # central square resized (the LSUN recipe), to get face-sized inputs from photographs
+        images = N.load_dataset(spec["source"], spec["limit"], spec.get("lsun_order", "resize_crop"))
+    else:
+        images = D.load_set(spec)
+    if spec.get("square"):  # central square resized (the LSUN recipe): face-sized inputs from photographs (mini), or
+        # the dataset's own preprocessing, then smaller (dryrun: NCSNv2 is fully convolutional)
         images = [D.Image(im.name, N.square_transform(im.pixels, spec["square"])) for im in images]
     return images
 
@@ -137,6 +139,13 @@ def sigma_levels(prior, run: dict, sigma0: float, prm: dict) -> tuple[list[float
     d = run["denoise"]
     below = LG.geometric_levels(sigma0, prm["sigma_L"], d["rate"]).tolist()
     return [], below
+
+
+def thin(levels: list[float], n: int | None) -> list[float]:
+    """`n` levels of a ladder, evenly spaced with both ends kept (the dryrun profile's `levels`); all when n is None."""
+    if not n or n >= len(levels):
+        return list(levels)
+    return [levels[i] for i in sorted(set(np.linspace(0, len(levels) - 1, n).round().astype(int).tolist()))]
 
 
 def above_levels(prior, run: dict, sigma0: float, prm: dict) -> list[float]:
@@ -204,7 +213,7 @@ def denoise_rows(prm: dict, name: str, idx: int) -> list[dict]:
         t0 = time.perf_counter()
         bm3d = BM3DDenoiser()(y, sigma0) if run.get("bm3d", prm.get("bm3d", True)) else None
         t_bm3d = time.perf_counter() - t0
-        _, below = sigma_levels(prior, run, sigma0, prm)
+        below = thin(sigma_levels(prior, run, sigma0, prm)[1], run["denoise"].get("levels"))
         snaps = {}
         keep = set(np.linspace(0, len(below) - 1, prm["intermediate_steps"]).round().astype(int).tolist())
 
@@ -325,10 +334,10 @@ def inpaint_rows(prm: dict, name: str, idx: int) -> list[dict]:
     for kind in masks:
         mask = make_mask(kind, tuple(x.shape[1:]))
         y = noisy(prm, name, idx, x, sigma0, what=f"inpaint/{kind}") * mask  # unobserved pixels carry nothing
-        above = above_levels(prior, run, sigma0, prm)
+        above = thin(above_levels(prior, run, sigma0, prm), ip.get("levels"))
         own_ladder = hasattr(prior, "sigmas") and run["prior"]["kind"] == "ncsnv2"   # an NCSNv2 walks its own
-        below = sigma_levels(prior, run, sigma0, prm)[1] if own_ladder else \
-            LG.geometric_levels(sigma0, prm["sigma_L"], ip["rate"]).tolist()
+        below = thin(sigma_levels(prior, run, sigma0, prm)[1] if own_ladder else
+                     LG.geometric_levels(sigma0, prm["sigma_L"], ip["rate"]).tolist(), ip.get("levels"))
         snaps = {}
         n_levels = len(above) + len(below)
         keep = set(np.linspace(0, n_levels - 1, prm["intermediate_steps"]).round().astype(int).tolist())

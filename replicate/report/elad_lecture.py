@@ -14,6 +14,7 @@ import pandas as pd
 from replicate import params as P
 from replicate import runtime
 from replicate.io import save_figure
+from replicate.params import code_profile
 from replicate.report import verdicts as V
 from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, SETTINGS_MATCH, markdown_table, rel, show_image, style,
                                      universal_prior_precondition, write_markdown, write_plots, write_summary)
@@ -93,7 +94,7 @@ def build(prm: dict) -> None:
     fig_dir, tab_dir = runtime.figures_dir(prm, PAPER), runtime.tables_dir(prm, PAPER)
     items, claims, comparisons = {}, [], []
     scale = ("paper: the authors' checkpoints, full Set12 / BSD68 for the classic table, stated crops elsewhere"
-             if prm["profile"] == "paper" else f"{prm['profile']}: scikit-image photographs, networks trained here")
+             if code_profile(prm) == "paper" else f"{prm['profile']}: scikit-image photographs, networks trained here")
     # the lecture states no setting of its own: its demonstrations are tested as analogues in every profile
     pre = universal_prior_precondition(prm)
     kw = {"setting": "analogue", "precondition": pre}
@@ -309,7 +310,7 @@ def build(prm: dict) -> None:
                 "slide's 5.5e5 (tolerance 5%); the slide's other networks belong to other papers"}
 
     write_plots(prm, PAPER, PLOTS, curves(prm))
-    write_summary(prm, PAPER, items, claims, comparisons, scale, "paper" if prm["profile"] == "paper" else "analogue")
+    write_summary(prm, PAPER, items, claims, comparisons, scale, "paper" if code_profile(prm) == "paper" else "analogue")
 
 
 def four_panels(prm, plt, res):

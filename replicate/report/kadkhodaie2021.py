@@ -11,6 +11,7 @@ import pandas as pd
 from replicate import params as P
 from replicate import runtime
 from replicate.io import save_figure
+from replicate.params import code_profile
 from replicate.report import stats
 from replicate.report import verdicts as V
 from replicate.report.common import (NOT_IMPLEMENTED, NOT_RUN_AT_SCALE, PRODUCED, markdown_table, ran, rel, show_image,
@@ -54,9 +55,9 @@ def build(prm: dict) -> None:
                              runtime.tables_dir(prm, PAPER))
     g = ran(prm, PAPER, "kadkhodaie2021_inverse") if (res / "inverse.csv").exists() else prm
     scale = ("paper, CPU subset (the authors' BF-CNN; crops and sizes in params)" if g["subset"] == "cpu_subset" else
-             "paper (the authors' BF-CNN)" if prm["profile"] == "paper" else
+             "paper (the authors' BF-CNN)" if code_profile(prm) == "paper" else
              f"{prm['profile']} (small bias-free DnCNNs trained here as the prior)")
-    setting = "paper" if prm["profile"] == "paper" else "analogue"
+    setting = "paper" if code_profile(prm) == "paper" else "analogue"
     prior_pre = universal_prior_precondition(prm)
     kw = {"setting": setting}
     items, claims = {}, []

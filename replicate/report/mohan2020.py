@@ -15,6 +15,7 @@ import torch
 from replicate import params as P
 from replicate import runtime
 from replicate.io import save_figure
+from replicate.params import code_profile
 from replicate.report import stats
 from replicate.report import verdicts as V
 from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, SETTINGS_MATCH, manifests, markdown_table, ran, rel,
@@ -63,7 +64,7 @@ def build(prm: dict) -> None:
     images = sorted(gen.groupby("set").image_index.nunique().items())
     where = ", ".join(f"{n} images of {s}" for s, n in images)
     scale = (f"paper, CPU subset ({where})" if g["subset"] == "cpu_subset" else
-             f"paper ({where})" if prm["profile"] == "paper" else f"{prm['profile']} ({where}, small DnCNNs trained here)")
+             f"paper ({where})" if code_profile(prm) == "paper" else f"{prm['profile']} ({where}, small DnCNNs trained here)")
     setting = "paper" if g["source"] == "checkpoints" else "analogue"
     pre = _precondition(prm)
     kw = {"setting": setting, "precondition": pre}

@@ -13,6 +13,8 @@ Statuses (the report's header explains each in two lines):
   settings match    a configuration check (our parameters equal the paper's table); not a reproduction
   produced          a qualitative figure or a table with nothing printed to compare
   not run at this scale / not available here / not implemented yet / profile not run
+  dry run           the dryrun profile: the paper profile's code ran end to end at a tiny size on stand-in data and
+                    checkpoints; proves the code path, never compared with a published number (`mark_dry_run`)
 The unit of evidence is the independent image: samples, tasks or noise levels within an image are averaged first
 (`per_unit`). Uncertainty about a published number is over images when a subset or another set was used, and over
 seeds / noise realisations when the test set and the model are the paper's own (`Uncertainty`).
@@ -34,8 +36,9 @@ ANALOGUE_HOLDS, ANALOGUE_FAILS = "analogue holds", "analogue fails"
 SETTINGS_MATCH, PRODUCED = "settings match", "produced"
 NOT_RUN_AT_SCALE, NOT_AVAILABLE = "not run at this scale", "not available here"
 NOT_IMPLEMENTED, PROFILE_NOT_RUN = "not implemented yet", "profile not run"
+DRY_RUN = "dry run"
 STATUSES = (REPRODUCED, DIFFERS, INCONCLUSIVE, ANALOGUE_HOLDS, ANALOGUE_FAILS, SETTINGS_MATCH, PRODUCED,
-            NOT_RUN_AT_SCALE, NOT_AVAILABLE, NOT_IMPLEMENTED, PROFILE_NOT_RUN)
+            NOT_RUN_AT_SCALE, NOT_AVAILABLE, NOT_IMPLEMENTED, DRY_RUN, PROFILE_NOT_RUN)
 EXPLAINED = {
     REPRODUCED: "the paper's own setting ran and the 95% CI of (ours - published) lies inside the tolerance; a claim "
                 "holds at alpha 0.05 after Holm's correction",
@@ -50,6 +53,8 @@ EXPLAINED = {
     NOT_RUN_AT_SCALE: "the code exists; this profile runs it at a smaller scale or not at all (stated)",
     NOT_AVAILABLE: "a file it needs cannot be had here (the Assets section says which and how to get it)",
     NOT_IMPLEMENTED: "no code yet (the reason is given)",
+    DRY_RUN: "the paper profile's code ran end to end at a tiny size on stand-in data and checkpoints (the dryrun "
+             "profile): it proves the code path and measures the cost, and is never compared with a published number",
     PROFILE_NOT_RUN: "the code exists; this profile's results are not in this checkout",
 }
 
@@ -358,6 +363,8 @@ def holm(claims: list[Claim], alpha: float = ALPHA) -> list[Claim]:
 
 
 def _claim_status(c: Claim, alpha: float) -> str:
+    if c.setting == DRY_RUN:
+        return DRY_RUN
     if c.precondition:
         return f"{INCONCLUSIVE}: a precondition failed"
     paper = c.setting == "paper"
@@ -376,3 +383,38 @@ def _claim_status(c: Claim, alpha: float) -> str:
                }.get(c.kind, False)
     return no if refuted else f"{INCONCLUSIVE}: adjusted p = {c.p_adjusted:.2g} with n = {c.n}"
 
+
+# ---------------------------------------------------------------------------------------------- the dry run
+#: item statuses a dry run leaves as they are: nothing to run (no code yet, a configuration check), a paper-profile
+#: gap (not run at this scale), and "not available here", which in a dry run is a failure to be seen, never hidden
+KEPT_IN_DRY_RUN = (NOT_IMPLEMENTED, SETTINGS_MATCH, NOT_RUN_AT_SCALE, NOT_AVAILABLE)
+DRY_RUN_WHY = ("dry run: the paper profile's code at a tiny size on stand-in data and checkpoints (the dryrun "
+               "profile); never compared with a published number")
+
+
+def mark_dry_run(items: dict, claims: list[Claim], comparisons: list[Comparison], why: str = DRY_RUN_WHY) -> str:
+    """The dryrun profile's rule, applied where a paper's summary is written (report.common.write_summary), before or
+    after `holm`: every comparison and claim becomes "dry run" (its measured value kept, no verdict); every item
+    becomes "dry run" unless its status is one of KEPT_IN_DRY_RUN, and its note keeps what the run gave. Returns the
+    summary's setting ("dry run")."""
+    for c in comparisons:
+        c.setting, c.verdict = DRY_RUN, DRY_RUN
+        c.note = f"{why}; {c.note}" if c.note else why
+    for c in claims:
+        c.setting, c.status = DRY_RUN, DRY_RUN
+        c.detail = f"{why}; {c.detail}" if c.detail else why
+    for it in items.values():
+        status = str(it.get("status", ""))
+        if status.split(":")[0].split(" (")[0] in KEPT_IN_DRY_RUN:
+            continue
+        it["status"] = DRY_RUN
+        it["note"] = "; ".join(x for x in (f"the run gave: {status}" if status else "", it.get("note", "")) if x)
+    return DRY_RUN
+
+
+def dry_run_failures(summary: dict) -> list[str]:
+    """What a dry run's summary.json says did not run: items "not available here" (the dry run must have every file
+    it needs, real or stand-in). Empty when the dry run covered the paper profile."""
+    return [f"{summary.get('paper')}: {iid}: {it.get('status')} ({it.get('note', '')[:200]})"
+            for iid, it in summary.get("items", {}).items()
+            if str(it.get("status", "")).startswith(NOT_AVAILABLE)]

@@ -13,6 +13,7 @@ import torch
 from replicate import params as P
 from replicate import runtime
 from replicate.io import save_figure
+from replicate.params import code_profile
 from replicate.report import verdicts as V
 from replicate.report.common import (NOT_RUN_AT_SCALE, PRODUCED, SETTINGS_MATCH, failed_preconditions, manifests,
                                      markdown_table, ran, rel, show_image, style, write_markdown, write_plots,
@@ -85,9 +86,9 @@ def build(prm: dict) -> None:
     trn = pd.read_csv(res / "training.csv")
     g = ran(prm, PAPER, "xie2023_denoise")
     names = dict(zip(den.no, den.model))
-    at_scale = prm["profile"] == "paper" and g["subset"] == "full"
+    at_scale = code_profile(prm) == "paper" and g["subset"] == "full"
     scale = (f"paper{', CPU subset' if g['subset'] == 'cpu_subset' else ''}: models {sorted(den.no.unique())}" if
-             prm["profile"] == "paper" else f"{prm['profile']}: models {sorted(den.no.unique())}, small U-Nets trained "
+             code_profile(prm) == "paper" else f"{prm['profile']}: models {sorted(den.no.unique())}, small U-Nets trained "
                                             f"on embedded data")
     setting = "paper" if at_scale else "analogue"
     pre = "; ".join(failed_preconditions(prm, PAPER).values())

@@ -471,6 +471,25 @@ def run_mutants(mutants: list[Mutant], base: dict, tests_for: dict, workdir: Pat
 
 
 # ================================================================================================== report
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k / n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre, half = p + z * z / (2 * n), z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def sample_note(mutants: list[Mutant], equivalent: dict[str, str], population: int, seed: int) -> str:
+    """The score of a random sample of mutants, as an estimate of the whole population's."""
+    counted = [m for m in mutants if not (m.key in equivalent and m.outcome in ("survived", "uncovered"))]
+    killed = sum(m.outcome in ("killed", "timeout") for m in counted)
+    lo, hi = wilson(killed, len(counted))
+    return (f"A seeded random sample (seed {seed}) of {len(mutants)} of the {population} mutants: {killed} of "
+            f"{len(counted)} killed ({100 * killed / max(len(counted), 1):.1f}%); 95% Wilson interval for the score "
+            f"of all {population}: {100 * lo:.1f}-{100 * hi:.1f}%.")
+
+
 def summarize(mutants: list[Mutant], equivalent: dict[str, str], seconds: float) -> str:
     rows, surv = [], []
     mods = sorted({m.rel for m in mutants})
@@ -516,6 +535,9 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--show", action="store_true", help="with --list / --only: print each mutant's change")
     ap.add_argument("--only", help="only mutants whose key contains this text")
+    ap.add_argument("--sample", type=int, help="run a seeded random sample of this many mutants (the score then "
+                                               "comes with a 95%% Wilson interval for the whole population)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --sample")
     a = ap.parse_args(argv)
     os.chdir(REPO)
     rels = a.modules or sorted(str(p.relative_to(REPO)) for p in (REPO / "replicate/samplers").glob("*.py")
@@ -524,6 +546,11 @@ def main(argv=None) -> int:
     mutants = [m for r in rels for m in generate(r)]
     if a.only:
         mutants = [m for m in mutants if a.only in m.key]
+    population = len(mutants)
+    if a.sample and a.sample < population:
+        import random
+
+        mutants = sorted(random.Random(a.seed).sample(mutants, a.sample), key=lambda m: (m.rel, m.lineno, m.key))
     equivalent = load_equivalent()
     if a.list or (a.show and not a.json and not a.markdown):
         for m in mutants:
@@ -553,6 +580,8 @@ def main(argv=None) -> int:
     run_mutants(mutants, base, tests_for, workdir, a.workers, log=lambda s: print(s, flush=True))
     seconds = time.time() - t0
     report = summarize(mutants, equivalent, seconds)
+    if len(mutants) < population:
+        report += "\n\n" + sample_note(mutants, equivalent, population, a.seed)
     print(report)
     if a.json:
         Path(a.json).write_text(json.dumps([{k: v for k, v in asdict(m).items() if k not in ("start", "end")}

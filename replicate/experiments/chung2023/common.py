@@ -40,6 +40,10 @@ def load_image_set(prm: dict, name: str) -> list[D.Image]:
         if not ok:
             raise Unavailable(f"{name}: {why}")
         images = _paper_images(spec)
+        if spec.get("square"):   # the dryrun profile: the paper's 256 px images resized (the ADMs take any 32k px)
+            from replicate.datasets_ncsn import square_transform
+
+            images = [D.Image(im.name, square_transform(im.pixels, spec["square"])) for im in images]
         return images
     images = D.load_set(spec)
     return images[: spec["limit"]] if spec.get("limit") else images

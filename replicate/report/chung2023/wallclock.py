@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from replicate.report.chung2023.common import METHOD_NAMES, PAPER, Context
-from replicate.report.common import (NOT_AVAILABLE, NOT_RUN_AT_SCALE, PRODUCED, manifests, markdown_table, rel,
-                                     write_markdown)
+from replicate.report.common import (NOT_AVAILABLE, NOT_IMPLEMENTED, NOT_RUN_AT_SCALE, PRODUCED, manifests,
+                                     markdown_table, rel, write_markdown)
 
 
 def wallclock(ctx: Context, lin: pd.DataFrame, pr: pd.DataFrame, bench: pd.DataFrame) -> None:
@@ -38,7 +38,8 @@ def wallclock(ctx: Context, lin: pd.DataFrame, pr: pd.DataFrame, bench: pd.DataF
                         f"{b.get('DPS projected per image at 1000 NFE', 0):.1f} s at 1000 NFE for one "
                         f"{int(bench.pixels.iloc[0]) // 3}-px-per-channel image"}
     ctx.items["Claim: DPS faster than GAN-based optimization"] = {
-        "status": NOT_AVAILABLE, "files": [], "note": "BKS-styleGAN2 / BKS-generic need the bkse and StyleGAN2 weights"}
+        "status": NOT_IMPLEMENTED, "files": [], "note": "the BKS-styleGAN2 / BKS-generic baselines are not implemented: "
+                                                       "they need StyleGAN2 FFHQ weights, which the registry does not list"}
     ctx.items.setdefault("Claim: MCG fails on SR even without noise", {
         "status": NOT_RUN_AT_SCALE, "files": [], "note": "no noiseless SR runs in this profile's ablations"})
     for key in ("Fig. 9", "Fig. 10", "Fig. 12"):
