@@ -8,7 +8,7 @@ Layers, lowest first (a module imports only its own layer and the ones below; te
   pipeline     stage declarations, manifests, the scale-out runner, the freshness and reproducibility checks
   experiments  one module per paper: wires the above to data, writes per-image results (+ a manifest per stage)
   report       verdicts, tables and figures, built from results and manifests only
-  entry        the stage table (stages.py) and the command line (cli.py)
+  entry        the stage table (stages.py), the command line (cli.py) and the dry run of the paper profile (dryrun.py)
 """
 
 __version__ = "0.1.0"

@@ -64,7 +64,8 @@ def _dvc_yaml(check: bool) -> int:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("check", "check-repro", "dryrun"):  # these parse their own arguments
-        from replicate.pipeline import check, dryrun, rerun
+        from replicate import dryrun
+        from replicate.pipeline import check, rerun
         from replicate.stages import all_stages
 
         command = {"check": check.main, "check-repro": rerun.main, "dryrun": dryrun.main}[argv[0]]

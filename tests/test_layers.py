@@ -16,7 +16,7 @@ LAYERS = [
     ("pipeline", ("replicate.scaleout", "replicate.pipeline")),
     ("experiments", ("replicate.experiments",)),
     ("report", ("replicate.report", "replicate.published")),
-    ("entry", ("replicate.stages", "replicate.cli", "replicate.__main__")),
+    ("entry", ("replicate.stages", "replicate.cli", "replicate.__main__", "replicate.dryrun")),
 ]
 
 
