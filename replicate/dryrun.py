@@ -36,6 +36,7 @@ from replicate.pipeline.stage import Stage
 
 PROFILE = "dryrun"
 LOG_TAIL = 25   # lines of a failed stage's log shown
+COLUMNS = ["stage", "seconds", "peak memory (GiB)", "outcome"]
 
 
 def _params_file(folder: Path, workers: int) -> Path:
@@ -63,7 +64,6 @@ def run(stages: list[Stage], workers: int = 2, only: list[str] | None = None, ou
     from replicate.assets import registry as R
     from replicate.io import write_text
     from replicate.markdown import markdown_table
-    from replicate.pipeline.standins import generate
     from replicate.report.verdicts import dry_run_failures
 
     chosen = [s for s in stages if s.per_profile and (not only or s.name in only)]
@@ -72,7 +72,11 @@ def run(stages: list[Stage], workers: int = 2, only: list[str] | None = None, ou
         print(f"error: unknown stage(s) {unknown}; see `python -m replicate list`", file=sys.stderr)
         return 2
     t_all = time.perf_counter()
-    root = generate(progress=sys.stderr.isatty())
+    # in a process of its own: a child's peak memory starts at its parent's, and the generator holds GBs of weights
+    if subprocess.call([sys.executable, "-m", "replicate.pipeline.standins"], cwd=REPO_ROOT) != 0:
+        print("error: generating the stand-ins failed (see above)", file=sys.stderr)
+        return 1
+    root = R.standins_dir()
     print(f"stand-ins: {root} ({time.perf_counter() - t_all:.0f} s)", file=out, flush=True)
     logs = REPO_ROOT / "results" / PROFILE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -84,17 +88,21 @@ def run(stages: list[Stage], workers: int = 2, only: list[str] | None = None, ou
             blocked = sorted(_upstream(stage, stages) & failed)
             if blocked:
                 failed.add(stage.name)
-                rows.append({"stage": stage.name, "seconds": "", "outcome": f"not run: {', '.join(blocked)} failed"})
+                rows.append({"stage": stage.name, "seconds": "", "peak memory (GiB)": "",
+                             "outcome": f"not run: {', '.join(blocked)} failed"})
                 print(f"[{i}/{len(chosen)}] {stage.name}: not run ({', '.join(blocked)} failed)", file=out, flush=True)
                 continue
             log = logs / f"{stage.name}.log"
             t0 = time.perf_counter()
             with open(log, "w") as handle:
-                code = subprocess.call([sys.executable, "-m", "replicate", stage.name], cwd=REPO_ROOT, env=env,
-                                       stdout=handle, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen([sys.executable, "-m", "replicate", stage.name], cwd=REPO_ROOT, env=env,
+                                        stdout=handle, stderr=subprocess.STDOUT)
+                _, status, usage = os.wait4(proc.pid, 0)   # usage: the stage and its workers (largest process)
+                proc.returncode = code = os.waitstatus_to_exitcode(status)
             seconds = time.perf_counter() - t0
             outcome = "ran" if code == 0 else f"failed (exit {code}; log: {log.relative_to(REPO_ROOT)})"
-            rows.append({"stage": stage.name, "seconds": f"{seconds:.1f}", "outcome": outcome})
+            rows.append({"stage": stage.name, "seconds": f"{seconds:.1f}",
+                         "peak memory (GiB)": f"{usage.ru_maxrss / 2**20:.2f}", "outcome": outcome})
             print(f"[{i}/{len(chosen)}] {stage.name}: {outcome} in {seconds:.1f} s", file=out, flush=True)
             if code != 0:
                 failed.add(stage.name)
@@ -107,7 +115,9 @@ def run(stages: list[Stage], workers: int = 2, only: list[str] | None = None, ou
     text = ["# Dry run of the paper profile", "",
             f"Every stage of the paper profile's code at the dryrun profile's sizes, on stand-in files from "
             f"`{R.STANDIN_HASHES}` (never compared with a published number); {workers} local worker(s); "
-            f"{total:.0f} s in all.", "", markdown_table(pd.DataFrame(rows, columns=["stage", "seconds", "outcome"])), ""]
+            f"{total:.0f} s in all. Peak memory: the resident set of the stage's largest process (CPU memory, at "
+            "the dry run's sizes; a GPU's memory is not measured here).", "",
+            markdown_table(pd.DataFrame(rows, columns=COLUMNS)), ""]
     if gaps:
         text += ["Items that did not run (a dry run must reach every file, real or stand-in):", ""]
         text += [f"- {g}" for g in gaps] + [""]

@@ -132,3 +132,15 @@ def test_a_dry_run_is_never_a_verdict():
     assert comparison.verdict == claim.status == items["Table 1"]["status"] == V.DRY_RUN
     assert items["Fig. 2"]["status"] == V.NOT_IMPLEMENTED
     assert V.dry_run_failures({"paper": "p", "items": items}) == ["p: Fig. 3: not available here (x) ()"]
+
+
+def test_the_runbook_names_every_manual_file_and_every_projected_table():
+    from replicate.pipeline.codedeps import REPO_ROOT
+    from replicate.report.costs import WORKLOADS
+    from replicate.report.runbook import manual_files, runbook
+    from replicate.stages import all_stages
+
+    text = runbook(all_stages(), REPO_ROOT)
+    assert manual_files() and all(f"data/downloads/{a.relpath}" in text for a in manual_files())
+    assert all(w.table in text for w in WORKLOADS) and "dvc exp run -S profile=paper" in text
+    assert str(REPO_ROOT) not in text   # relative paths only

@@ -10,10 +10,17 @@ from replicate.pipeline.stage import Stage
 
 def stage_assets(prm: dict) -> None:
     """The assets stage: tables/<profile>/foundation/assets.md, every registered set with whether this machine can
-    have it."""
+    have it. Under the dryrun profile it first generates the stand-ins (skipped when they are up to date), so that
+    `dvc exp run -S profile=dryrun` needs nothing else."""
     import pandas as pd
 
     from replicate.assets.registry import availability, load_registry
+    from replicate.params import is_dryrun
+
+    if is_dryrun(prm):
+        from replicate.pipeline.standins import generate
+
+        generate()
 
     registry = load_registry()
     counts = Counter(a.set for a in registry.values())

@@ -297,7 +297,7 @@ def stage_costs(prm: dict) -> None:
 
 def global_stages(stages: list) -> list:
     """The stages after every paper's: costs (per profile), the global report and the README's results block."""
-    from replicate.pipeline.stage import Stage
+    from replicate.pipeline.stage import Stage, at
 
     def stage_build(prm: dict) -> None:
         root = runtime.project_root()
@@ -313,9 +313,18 @@ def global_stages(stages: list) -> list:
     # and the code: the report marks the paper profile's stages whose code changed since they ran
     inputs = tuple(f"tables/{p}" for p in REPORTED_PROFILES) + tuple(f"results/{p}/manifests" for p in
                                                                     REPORTED_PROFILES) + ("replicate",)
+    def stage_runbook(prm: dict) -> None:
+        from replicate.report.runbook import runbook
+
+        root = runtime.project_root()
+        write_text(root / "tables" / "paper" / "RUNBOOK.md", runbook(stages, root))
+
+    basis = tuple(at(p, "mini") for p in results)   # the runbook projects from the mini profile's measured times
     return [
         Stage("costs", "report", stage_costs, outs=("tables/{profile}/costs.md",), inputs=tuple(results), compare=(),
               about="measured seconds per image of every stage, and the projected GPU-hours of the paper profile"),
+        Stage("runbook", "report", stage_runbook, outs=("tables/paper/RUNBOOK.md",), inputs=basis, per_profile=False,
+              about="tables/paper/RUNBOOK.md: files to place by hand, commands, projected GPU-hours"),
         Stage("report", "report", stage_build, outs=("tables/REPORT.md",), inputs=inputs, per_profile=False,
               about="tables/REPORT.md: one page over every paper and the committed profiles"),
         Stage("readme", "report", stage_readme, outs=("README.md",), persist=("README.md",), inputs=inputs,
