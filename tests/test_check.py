@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+from pathlib import Path
 
 from replicate.pipeline.check import stale_marker
 from replicate.pipeline.manifest import staleness
@@ -13,6 +16,7 @@ def _noop(prm: dict) -> None:
     """A stage body that is never called here."""
 
 
+REPO = Path(__file__).resolve().parent.parent
 STAGE = Stage("toy_table", "toy", _noop, outs=("results/{profile}/toy/table.csv",))
 
 
@@ -45,3 +49,31 @@ def test_the_report_lists_orphans_and_leaves_out_old_format_summaries(tmp_path):
     new = dict(json.loads(old.read_text()), setting="paper", runs={})
     old.write_text(json.dumps(new))
     assert list(build.read_summaries(tmp_path)[0]) == [("paper", "toy")]
+
+
+def test_availability_reasons_carry_no_machine_paths(tmp_path, monkeypatch):
+    from replicate import runtime
+    from replicate.pipeline import availability
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setenv("REPLICATE_MIRROR", str(mirror))
+    monkeypatch.setattr(runtime, "project_root", lambda: tmp_path)
+    root = tmp_path
+    why = f"put it at {root}/data/downloads/x.zip\n   or {mirror}/host/x.zip"
+    out = availability.write({"profile": "mini", "seed": 0}, "toy", "stage", [
+        {"item": "a", "available": False, "reason": why}])
+    text = out.read_text()
+    assert "data/downloads/x.zip" in text and "$REPLICATE_MIRROR/host/x.zip" in text and str(tmp_path) not in text
+
+
+MACHINE_PATH = re.compile(r"(?:^|[\s\"'(=])/(?:home|work|tmp|root|Users|mnt|private|var)/")
+
+
+def test_committed_mini_results_and_reports_carry_no_machine_paths():
+    """A committed result reads the same in every checkout: no absolute path of the machine that made it."""
+    listed = subprocess.run(["git", "ls-files", "results/mini", "tables/mini", "tables/REPORT.md", "README.md",
+                             "tables/paper/RUNBOOK.md"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    offenders = [f for f in listed if f.endswith((".csv", ".md", ".json")) and
+                 MACHINE_PATH.search((REPO / f).read_text(errors="replace"))]
+    assert not offenders, offenders

@@ -20,12 +20,25 @@ def path(prm: dict, paper: str, what: str) -> Path:
     return runtime.results_dir(prm, paper) / f"{what}_availability.csv"
 
 
+def portable(text: str) -> str:
+    """`text` without this machine's paths (a committed result must read the same in every checkout): the mirrors
+    become `$REPLICATE_MIRROR`, the checkout's own paths relative ones."""
+    from replicate.assets.registry import mirror_dirs
+
+    for mirror in mirror_dirs():
+        text = text.replace(str(mirror), "$REPLICATE_MIRROR")
+    root = str(runtime.project_root())
+    return text.replace(root + "/", "").replace(root, ".")
+
+
 def write(prm: dict, paper: str, what: str, rows: list[dict]) -> Path:
-    """Write one stage's availability rows (each with at least item, available, reason)."""
+    """Write one stage's availability rows (each with at least item, available, reason); paths in them are made
+    portable (the registry's instructions name this machine's cache and mirrors)."""
     for r in rows:
         missing = [c for c in COLUMNS if c not in r]
         if missing:
             raise ValueError(f"availability row {r} lacks {missing}")
+    rows = [{k: portable(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
     df = pd.DataFrame(rows, columns=list(COLUMNS) + [c for c in (rows[0] if rows else {}) if c not in COLUMNS])
     out = path(prm, paper, what)
     write_csv(out, df)
