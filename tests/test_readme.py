@@ -140,3 +140,17 @@ def test_the_readme_python_example_runs():
     done = subprocess.run([sys.executable, "-c", example], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "torch.Size([1, 3, 64, 64]) 50" in done.stdout
+
+
+def test_dvc_exp_run_set_rewrites_params_without_changing_them(tmp_path):
+    """`dvc exp run -S key=value` rewrites params.yaml with DVC's own YAML writer (it reflows flow mappings and
+    drops quotes): the rewritten file must still parse to the same parameters, or every `-S` run fails."""
+    from dvc.utils.serialize import modify_yaml
+
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text())
+    expected = yaml.safe_load(target.read_text())
+    with modify_yaml(str(target)) as data:
+        data["profile"] = "dryrun"
+    expected["profile"] = "dryrun"
+    assert yaml.safe_load(target.read_text()) == expected
