@@ -194,7 +194,8 @@ def build_report(root: Path, stages: list) -> tuple[str, str]:
               "papers claim); claims are tested on independent images with Holm's correction per paper and profile. "
               "Each paper's details page lists every item, claim and number, and where the project follows the "
               "authors' released code rather than the text (Deviations).", ""]
-    overview = ["| paper | profile | " + " | ".join(V.STATUSES[:-1]) + " |", "|---|---|" + "---|" * (len(V.STATUSES) - 1)]
+    shown = [k for k in V.STATUSES if k not in (V.PROFILE_NOT_RUN, V.DRY_RUN)]   # the committed profiles' statuses
+    overview = ["| paper | profile | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
     sections = []
     for paper_id, paper in catalog["papers"].items():
         statuses = {p: Counter() for p in profiles}
@@ -209,7 +210,7 @@ def build_report(root: Path, stages: list) -> tuple[str, str]:
             table.append("| " + " | ".join(cell(v) for v in (item["id"], item["kind"], *row)) + " |")
         for profile in profiles:
             c = statuses[profile]
-            overview.append(f"| {paper_id} | {profile} | " + " | ".join(str(c.get(k, 0)) for k in V.STATUSES[:-1])
+            overview.append(f"| {paper_id} | {profile} | " + " | ".join(str(c.get(k, 0)) for k in shown)
                             + " |")
         details = " · ".join(f"[{p}]({p}/{paper_id}/REPORT.md)" for p in profiles if (p, paper_id) in summaries)
         sections += [f"## {paper['title']}", "", f"{paper['authors']}, {paper['venue']}. Details: {details or '–'}.",
