@@ -53,6 +53,15 @@ class Jacobian(Block):
     svd_sigmas: list[int]
 
 
+class ExtraGrid(Block):
+    """The paper profile's CPU subset: a second, smaller grid of the authors' checkpoints (other architectures and
+    training ranges) on the first `images` of each test set at `test_sigmas` (a subset of the main grid's levels)."""
+    archs: list[Literal["dncnn", "unet", "rcnn"]]
+    ranges: list[int]
+    test_sigmas: list[int]
+    images: int
+
+
 class Section(Block):
     source: Literal["train", "checkpoints"]
     variants: list[Literal["bias", "bias_free"]]
@@ -68,6 +77,7 @@ class Section(Block):
     train: Train | None = None
     universal: Universal | None = None
     images: int | None = None         # CPU subset: the first images of each set
+    extra_grid: ExtraGrid | None = None   # CPU subset: other checkpoints on a few images (paper profile only)
 
 
 validate = validator(Section)

@@ -23,7 +23,7 @@ from replicate.progress import bar as progress_bar
 from replicate import data as D
 from replicate import runtime, seeding
 from replicate.denoisers.base import Denoiser
-from replicate.experiments.mohan2020_models import load_models, models_manifest
+from replicate.experiments.mohan2020_models import load_models, model_specs, models_manifest
 from replicate.io import save_torch, write_csv
 from replicate.pipeline.stage import Stage, per_image_stage
 
@@ -33,7 +33,8 @@ PAPER = "mohan2020"
 def grid(prm: dict) -> dict:
     """The part of the grid that runs here (params.load has already applied the paper profile's CPU subset)."""
     return {"archs": prm["archs"], "ranges": prm["ranges"], "test_sigmas": prm["test_sigmas"],
-            "test_sets": list(prm["test_sets"]), "images": prm.get("images"), "subset": prm["subset"]}
+            "test_sets": list(prm["test_sets"]), "images": prm.get("images"), "subset": prm["subset"],
+            "extra_grid": prm.get("extra_grid")}
 
 
 def test_sets(prm: dict, names=None) -> dict[str, list[D.Image]]:
@@ -52,23 +53,34 @@ def generalization_rows(prm: dict, set_name: str, idx: int) -> list[dict]:
     from replicate.scaleout import per_process
 
     g = grid(prm)
-    models = per_process((PAPER, "models", prm), lambda: load_models(prm))
+    models = per_process((PAPER, "models", prm), lambda: load_models(prm, extra=True))
     im = per_process((PAPER, "set", set_name, prm), lambda: test_sets(prm, [set_name])[set_name])[idx]
     dev = runtime.device(prm)
-    sigmas = torch.tensor(g["test_sigmas"], dtype=torch.float32) / 255.0
-    x = im.pixels[None].expand(len(sigmas), -1, -1, -1)
+    # the sigmas each model runs at on this image: the main grid's everywhere; the CPU subset's extra grid (other
+    # checkpoints, fewer levels) on the first `images` of each set only
+    levels = {spec.name: list(g["test_sigmas"]) for spec in model_specs(prm)}
+    extra = g["extra_grid"]
+    if extra and idx < extra["images"]:
+        for spec in model_specs({**prm, "archs": extra["archs"], "ranges": extra["ranges"]}):
+            levels[spec.name] = sorted(set(levels.get(spec.name, [])) | set(extra["test_sigmas"]))
+    all_sigmas = sorted({s for ss in levels.values() for s in ss})
+    x = im.pixels[None]
     # one noise realisation per (image, sigma), shared by every model: paired comparisons
-    noise = torch.stack([seeding.randn(im.shape, prm["seed"], PAPER, set_name, idx, int(s)) for s in g["test_sigmas"]])
-    y = x + sigmas.view(-1, 1, 1, 1) * noise
-    psnr_in = psnr(y.clamp(0, 1), x)
+    noise = {s: seeding.randn(im.shape, prm["seed"], PAPER, set_name, idx, int(s)) for s in all_sigmas}
     rows = []
     for name, model in models.items():
+        if name not in levels:
+            continue
+        sig = levels[name]
+        sigmas = torch.tensor(sig, dtype=torch.float32) / 255.0
+        y = x + sigmas.view(-1, 1, 1, 1) * torch.stack([noise[s] for s in sig])
+        psnr_in = psnr(y.clamp(0, 1), x.expand_as(y))
         start = time.perf_counter()
         out = model(y.to(dev), sigmas.to(dev)).cpu().clamp(0, 1)
         seconds = (time.perf_counter() - start) / len(sigmas)
-        p_out, s_out = psnr(out, x), ssim(out, x)
+        p_out, s_out = psnr(out, x.expand_as(out)), ssim(out, x.expand_as(out))
         spec = name.split("/")
-        for k, s in enumerate(g["test_sigmas"]):
+        for k, s in enumerate(sig):
             rows.append({"set": set_name, "image_index": idx, "image": im.name, "model": name,
                          "arch": spec[0], "variant": spec[1], "train_max": int(spec[2].split("-")[1]),
                          "sigma": s, "seed": prm["seed"], "psnr_in": float(psnr_in[k]),

@@ -52,9 +52,15 @@ class ModelSpec:
         return self.name.replace("/", "_")
 
 
-def model_specs(prm: dict) -> list[ModelSpec]:
-    """Every model of the profile's grid (architectures x variants x training ranges)."""
-    return [ModelSpec(a, v, int(r)) for a in prm["archs"] for v in prm["variants"] for r in prm["ranges"]]
+def model_specs(prm: dict, extra: bool = False) -> list[ModelSpec]:
+    """Every model of the profile's grid (architectures x variants x training ranges); with `extra`, also those of
+    the CPU subset's `extra_grid` (other architectures and ranges, run on a few images only)."""
+    specs = [ModelSpec(a, v, int(r)) for a in prm["archs"] for v in prm["variants"] for r in prm["ranges"]]
+    e = prm.get("extra_grid") if extra else None
+    if e:
+        more = (ModelSpec(a, v, int(r)) for a in e["archs"] for v in prm["variants"] for r in e["ranges"])
+        specs += [spec for spec in more if spec not in specs]
+    return specs
 
 
 def small_dncnn(channels: int, depth: int, features: int, bias: bool) -> NetworkDenoiser:
@@ -178,7 +184,7 @@ def fetch_checkpoints(prm: dict) -> pd.DataFrame:
     from replicate.denoisers.checkpoints import mohan_denoiser
 
     paths, missing = {}, []
-    for spec in model_specs(prm):
+    for spec in model_specs(prm, extra=True):
         asset = f"weights/bias_free_denoising/{spec.arch}/{spec.variant}/0-{spec.train_max}.pt"
         try:
             paths[spec.name] = (asset, fetch(asset))
@@ -187,7 +193,7 @@ def fetch_checkpoints(prm: dict) -> pd.DataFrame:
     if missing:
         raise AssetUnavailable(missing)
     rows = []
-    for spec in model_specs(prm):
+    for spec in model_specs(prm, extra=True):
         asset, path = paths[spec.name]
         model = mohan_denoiser(spec.arch, spec.variant, f"0-{spec.train_max}", path)
         rows.append({"model": spec.name, "asset": asset, "parameters": sum(p.numel() for p in model.parameters())})
@@ -214,12 +220,13 @@ def models_manifest(prm: dict) -> dict:
     return json.loads(path.read_text())
 
 
-def load_models(prm: dict) -> dict[str, Denoiser]:
-    """Every model of the grid as a project Denoiser (eval mode), keyed by ModelSpec.name."""
+def load_models(prm: dict, extra: bool = False) -> dict[str, Denoiser]:
+    """Every model of the grid (with `extra`, also the CPU subset's extra grid) as a project Denoiser (eval mode),
+    keyed by ModelSpec.name."""
     out_dir = runtime.models_dir(prm, PAPER)
     manifest = models_manifest(prm)
     models = {}
-    for spec in model_specs(prm):
+    for spec in model_specs(prm, extra):
         if manifest["source"] == "train":
             model = small_dncnn(1, prm["arch"]["depth"], prm["arch"]["features"], bias=spec.variant == "bias")
             state = torch.load(out_dir / f"{spec.file_stem}.pt", map_location="cpu", weights_only=False)

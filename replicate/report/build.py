@@ -314,6 +314,7 @@ def global_stages(stages: list) -> list:
     # and the code: the report marks the paper profile's stages whose code changed since they ran
     inputs = tuple(f"tables/{p}" for p in REPORTED_PROFILES) + tuple(f"results/{p}/manifests" for p in
                                                                     REPORTED_PROFILES) + ("replicate",)
+
     def stage_runbook(prm: dict) -> None:
         from replicate.report.runbook import runbook
 

@@ -21,9 +21,9 @@ import numpy as np
 import yaml
 
 from replicate import runtime
-from replicate.params import code_profile, is_dryrun
 from replicate.io import write_csv, write_json, write_text
 from replicate.markdown import cell, markdown_table, write_markdown  # noqa: F401 (used by every report)
+from replicate.params import code_profile, is_dryrun
 from replicate.report import verdicts as V
 from replicate.report.verdicts import (DIFFERS, INCONCLUSIVE, NOT_AVAILABLE, NOT_IMPLEMENTED,  # noqa: F401
                                        NOT_RUN_AT_SCALE, PRODUCED, PROFILE_NOT_RUN, REPRODUCED, SETTINGS_MATCH)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -32,17 +33,25 @@ def stage_benchmark(prm: dict) -> None:
     x = torch.randn(1, *im.shape, generator=seeding.generator(prm["seed"], PAPER, "benchmark")).to(dev)
     reps = prm["benchmark"]["reps"]
     t = 500
-    with torch.no_grad():
-        model.predict(x, t)  # warm-up
+
+    def forward() -> float:
         t0 = time.perf_counter()
-        for _ in range(reps):
+        with torch.no_grad():
             model.predict(x, t)
-        fwd = (time.perf_counter() - t0) / reps
-    t0 = time.perf_counter()
-    for _ in range(reps):
+        return time.perf_counter() - t0
+
+    def forward_backward() -> float:
+        t0 = time.perf_counter()
         xi = x.clone().requires_grad_(True)
         torch.autograd.grad(model.predict(xi, t)["x0"].square().sum(), xi)
-    fb = (time.perf_counter() - t0) / reps
+        return time.perf_counter() - t0
+
+    # both warmed up, then interleaved and summarised by the median: a load change on a shared machine hits both
+    # alike (timed one block after the other, a busy spell once made forward+backward look faster than a forward)
+    forward(), forward_backward()
+    times = [(forward(), forward_backward()) for _ in range(reps)]
+    fwd = float(np.median([f for f, _ in times]))
+    fb = float(np.median([b for _, b in times]))
     nfe = prm["steps"]["dps"]
     rows = [{"what": "forward per step", "seconds": fwd, "pixels": x[0].numel(), "device": str(dev)},
             {"what": "forward+backward per step", "seconds": fb, "pixels": x[0].numel(), "device": str(dev)},

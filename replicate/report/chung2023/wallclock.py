@@ -32,9 +32,9 @@ def wallclock(ctx: Context, lin: pd.DataFrame, pr: pd.DataFrame, bench: pd.DataF
             b = bench.set_index("what").seconds
             ctx.items["Claim: runtime about 95 s (FFHQ) and 600 s (ImageNet) per image"] = {
                 "status": NOT_RUN_AT_SCALE, "files": [rel(f)],
-                "note": "ADM checkpoints not available here; our prior needs "
-                        f"{b.get('forward+backward per step', 0):.4f}"
-                        f" s per DPS step (forward+backward, {b.get('DPS overhead factor', 0):.2f}x a forward) -> "
+                "note": f"the claim is about an RTX 2080Ti at 256 px; here ({bench.device.iloc[0]}, prior "
+                        f"{ctx.prm['prior']}) one DPS step takes {b.get('forward+backward per step', 0):.4f} s "
+                        f"(forward+backward, {b.get('DPS overhead factor', 0):.2f}x a forward) -> "
                         f"{b.get('DPS projected per image at 1000 NFE', 0):.1f} s at 1000 NFE for one "
                         f"{int(bench.pixels.iloc[0]) // 3}-px-per-channel image"}
     ctx.items["Claim: DPS faster than GAN-based optimization"] = {
