@@ -156,3 +156,17 @@ def test_projection_on_a_nonlinear_operator_uses_the_residual(prior):
         Dm.projection_sampler(model, op, noise, y, generator=torch.Generator().manual_seed(1))
     r = Dm.projection_sampler(model, op, noise, y, generator=torch.Generator().manual_seed(1), mode="residual")
     assert torch.allclose(r.x, y, atol=1e-6)
+
+
+def test_dps_traces_the_residual_every_trace_every_steps_and_the_last(prior):
+    """The residual trace (Fig. 8's curves): none by default; with trace_every = 3 over 10 steps, steps 0, 3, 6, 9
+    (i = 9 is also t = 0, the last); each entry is ||y - A x0_hat|| at that step, one value per sample."""
+    op, noise, y, _, _ = _problem(prior, "super_resolution", factor=2)
+    model = Dm.respaced(DenoiserX0(prior), 10)
+    plain = Dm.dps(model, op, noise, y[:2], scale=1.0, generator=torch.Generator().manual_seed(3))
+    assert plain.trace["residual"] == []
+    traced = Dm.dps(model, op, noise, y[:2], scale=1.0, generator=torch.Generator().manual_seed(3), trace_every=3)
+    assert torch.equal(traced.x, plain.x)              # tracing changes nothing
+    assert len(traced.trace["residual"]) == 4 and traced.trace["residual"][0].shape == (2,)
+    four = Dm.dps(model, op, noise, y[:2], scale=1.0, generator=torch.Generator().manual_seed(3), trace_every=4)
+    assert len(four.trace["residual"]) == 4             # i = 0, 4, 8 and the last step (t = 0)

@@ -193,6 +193,7 @@ def test_smoke_stages_through_cli(smoke_root):
     assert len(den) == 2 * 1 * 2 and den.psnr_ours.notna().all() and (den.denoiser_calls > 0).all()
     assert len(pd.read_csv(res / "inpaint.csv")) == 2 * 2
     s = json.loads((tmp_path / "tables" / "smoke" / "kawar2021" / "summary.json").read_text())
+    assert s["setting"] == "analogue"      # the report's own setting (a figure loop once overwrote it with "eye")
     ids = {c["id"] for c in s["claims"]}
     assert {f"{c}/skimage_color" for c in ("residual-std-matches-sigma0", "mse-ratio-below-2", "residual-normal")} <= ids
     assert all(c["catalog"] for c in s["claims"] if "/" in c["id"])       # linked to the catalogue items

@@ -225,6 +225,8 @@ def test_kawar_algorithm1_sigma_L_and_final_denoise():
     assert res.nfe == 5 and res.diagnostics["steps"] == 4
     d = res.diagnostics
     assert d["seconds"] >= d["denoiser_seconds"] > 0 and d["overhead"] >= 0
+    # the sampler's own time per second of denoiser time (the overhead that the cost tables report)
+    assert d["overhead"] == pytest.approx((d["seconds"] - d["denoiser_seconds"]) / d["denoiser_seconds"], rel=1e-9)
 
 
 def kawar_alg2(den, y, mask, sigma0, above, below, *, eps, T, seeds, n_samples=1, sigma_L=None, init="gaussian",

@@ -161,6 +161,8 @@ def write_summary(prm: dict, paper: str, items: dict, claims: list[V.Claim], com
     """Holm-adjust the claims, then write summary.json and the details page of this paper and profile.
 
     headline: the comparison cells shown on the one-page report (default: the first six with a measured value)."""
+    if setting not in ("paper", "analogue"):   # what the paper's report says it ran: its own setting or an analogue
+        raise ValueError(f"{paper}: a report's setting is 'paper' or 'analogue', got {setting!r}")
     override = prm.get("prior_override")
     if override is not None:   # a user's prior: evidence about the method with that prior, never a reproduction
         from replicate.denoisers.priors import describe

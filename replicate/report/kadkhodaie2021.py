@@ -123,7 +123,7 @@ def build(prm: dict) -> None:
         f11 = save_figure(fig_dir / "fig11_12_convergence.png", fig)
         n_patches = cv.groupby("beta")["sample"].nunique().min()
         items["Fig. 11"] = {"status": PRODUCED, "files": [rel(f11)],
-                            "note": f"mean over {n_patches} synthesised patches per β; β in {sorted(cv.beta.unique())}"}
+                            "note": f"mean over {n_patches} synthesised patches per β; β in {sorted(cv.beta.unique().tolist())}"}
         items["Fig. 12"] = {"status": PRODUCED, "files": [rel(f11)], "note": "right panel, same runs as Fig. 11"}
 
         # claim: sigma_t = (1 - beta h_t) sigma_{t-1}
@@ -254,7 +254,7 @@ def build(prm: dict) -> None:
         f8 = save_figure(fig_dir / "fig8_compressive_curves.png", fig)
         ex = cs[["set", "image_index"]].drop_duplicates().head(4).itertuples(index=False)
         ex_arrays = [np.load(res / "compressive_arrays" / f"{s}_{i}.npz") for s, i in ex]
-        ratios = sorted(cs.ratio.unique())
+        ratios = sorted(cs.ratio.unique().tolist())
         fig, axes = plt.subplots(len(ex_arrays), 1 + 3 * len(ratios), squeeze=False,
                                  figsize=(1.3 * (1 + 3 * len(ratios)), 1.45 * len(ex_arrays)))
         for row, a in zip(axes, ex_arrays):

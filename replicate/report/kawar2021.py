@@ -241,28 +241,28 @@ def build(prm: dict) -> None:
                 fig_steps(plt, {i: a for i, a in arrs.items() if kind in a["masks"]}, kind,
                           fig_dir / f"inpaint_steps_{run}_{kind}.png", inpaint=True)]
 
-    def analogue(kind: str, setting) -> list[str]:
+    def analogue(kind: str, where) -> list[str]:
         """Files of the same figure kind from the runs that did run (largest sigma0 <= the paper's, else any)."""
         cands = [k for k in produced if k[1] == kind]
-        if isinstance(setting, str):
-            cands = [k for k in cands if k[2] == setting] or cands
-        elif setting is not None and cands:
-            best = _nearest([k[2] for k in cands], setting)
+        if isinstance(where, str):
+            cands = [k for k in cands if k[2] == where] or cands
+        elif where is not None and cands:
+            best = _nearest([k[2] for k in cands], where)
             cands = [k for k in cands if k[2] == best]
         return [rel(f) for k in cands for f in produced[k]]
 
-    for item, (run, kind, setting) in FIGURES.items():
-        key = next((k for k in produced if k[0] == run and k[1] == kind and (setting is None or k[2] == setting
-                                                                              or (isinstance(setting, float) and abs(k[2] - setting) < 2e-3))), None)
+    for item, (run, kind, where) in FIGURES.items():
+        key = next((k for k in produced if k[0] == run and k[1] == kind and (where is None or k[2] == where
+                                                                              or (isinstance(where, float) and abs(k[2] - where) < 2e-3))), None)
         if key is not None:
-            files = [rel(f) for k in produced if k[0] == run and k[1] == kind for f in produced[k]] if setting is None \
+            files = [rel(f) for k in produced if k[0] == run and k[1] == kind for f in produced[k]] if where is None \
                 else [rel(f) for f in produced[key]]
-            items[item] = {"status": PRODUCED, "files": files, "note": f"{run}, {kind}, {setting}"}
+            items[item] = {"status": PRODUCED, "files": files, "note": f"{run}, {kind}, {where}"}
         elif run in ran_runs:   # the run had its files, but this profile ran other noise levels
-            items[item] = {"status": NOT_RUN_AT_SCALE, "files": analogue(kind, setting),
-                           "note": f"the {run} run of this profile does not include {kind} at {setting}"}
+            items[item] = {"status": NOT_RUN_AT_SCALE, "files": analogue(kind, where),
+                           "note": f"the {run} run of this profile does not include {kind} at {where}"}
         else:
-            alt = analogue(kind, setting)
+            alt = analogue(kind, where)
             items[item] = {"status": NOT_AVAILABLE, "files": alt,
                            "note": f"needs the paper's {run} run ({why_missing(run)})"
                                    + (f"; linked: the same {kind} figure from this profile's runs "

@@ -87,9 +87,9 @@ def build(prm: dict) -> None:
     g = ran(prm, PAPER, "xie2023_denoise")
     names = dict(zip(den.no, den.model))
     at_scale = code_profile(prm) == "paper" and g["subset"] == "full"
-    scale = (f"paper{', CPU subset' if g['subset'] == 'cpu_subset' else ''}: models {sorted(den.no.unique())}" if
-             code_profile(prm) == "paper" else f"{prm['profile']}: models {sorted(den.no.unique())}, small U-Nets trained "
-                                            f"on embedded data")
+    models = sorted(int(n) for n in den.no.unique())
+    scale = (f"paper{', CPU subset' if g['subset'] == 'cpu_subset' else ''}: models {models}" if
+             code_profile(prm) == "paper" else f"{prm['profile']}: models {models}, small U-Nets trained on embedded data")
     setting = "paper" if at_scale else "analogue"
     pre = "; ".join(failed_preconditions(prm, PAPER).values())
     kw = {"setting": setting, "precondition": pre}
@@ -149,7 +149,7 @@ def build(prm: dict) -> None:
         done = [c.verdict for c in comparisons if c.item == table]
         status = V.combine(done) if done else NOT_RUN_AT_SCALE
         items[table] = {"status": status, "files": files,
-                        "note": f"{scale}: models {sorted(sub.no.unique())}, sets {sorted(sub.set.unique())}; "
+                        "note": f"{scale}: models {sorted(int(n) for n in sub.no.unique())}, sets {sorted(sub.set.unique().tolist())}; "
                                 + ("" if at_scale else "reduced scale, not comparable cell by cell; ") + notes}
 
     # -- Fig. 2: robustness to the noise parameters
