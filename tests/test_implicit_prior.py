@@ -212,6 +212,9 @@ def test_a_chain_that_overflows_is_stopped_and_reported_while_the_others_finish(
     assert res.status(0) == "ok" and res.status(1).startswith("diverged: the iterate became non-finite at step")
     assert torch.isfinite(res.x[0]).all() and torch.isnan(res.x[1]).all()
     assert "1/2 chains diverged" in d["message"] and int(d["steps"][1]) < int(d["steps"][0])
+    # the chain that finished is still denoised once more at its last sigma (the sample is D(y_T), not y_T)
+    last = d["last_iterate"][:1]
+    torch.testing.assert_close(res.x[:1], StationaryGaussianPrior(shape)(last, d["final_sigma"][:1].to(last)))
 
 
 def test_beta_bounds_are_inclusive():
@@ -219,8 +222,8 @@ def test_beta_bounds_are_inclusive():
     beta just above 1 or below 0 is refused in one line."""
     shape = (1, 8, 8)
     prior = StationaryGaussianPrior(shape)
-    res = sample_prior(prior, shape, 2, beta=1.0, sigmaL=0.05, generator=_gen(0), dtype=torch.float64)
-    assert torch.isfinite(res.x).all()
+    res = sample_prior(prior, shape, 1, beta=1.0, sigmaL=0.05, generator=_gen(0), dtype=torch.float64)
+    assert res.x.shape == (1, *shape) and torch.isfinite(res.x).all()      # (one chain: a batch of one works)
     for bad in (1.0001, -0.0001):
         with pytest.raises(ValueError, match="beta must be in"):
             sample_prior(prior, shape, 2, beta=bad, sigmaL=0.05, generator=_gen(0), dtype=torch.float64)

@@ -220,3 +220,6 @@ def test_algorithm2_misprint_corrections():
     delta = m * (0 - x0) / (0.5**2 - 0.1**2) + (1 - m) * 7.0
     expect = x0 + alpha * delta + math.sqrt(2 * alpha) * z
     torch.testing.assert_close(res.x[0], expect, rtol=0, atol=1e-12)
+    # without seeds, row k is seeded k (the same numbers as seeds=[0])
+    default = noisy_inpaint(prior, y, mask, 0.1, [0.5], [], epsilon=1e-4, T=1, init="gaussian")
+    torch.testing.assert_close(default.x, res.x, rtol=0, atol=0)

@@ -63,6 +63,21 @@ def test_poisson_shot_is_weighted_ls():
     assert torch.allclose(n.fidelity(y, Ax), ((k - lam) ** 2 / (2 * k)).sum().view(1))
 
 
+def test_poisson_dps_norms_are_the_square_roots_of_their_data_terms():
+    """dps_norm^2 written out per variant, in photon counts k = 255 y, lam = 255 A x: shot (k - lam)^2 / (2k); least
+    squares (k - lam)^2 / 2; Gaussian approximation (k - lam)^2 / (2 lam) + log(lam / k) / 2; Poisson deviance / 2
+    lam - k - k log(lam / k)."""
+    y = torch.tensor([[[[0.2, 0.6, 0.45]]]], dtype=torch.float64)
+    Ax = torch.tensor([[[[0.3, 0.5, 0.45]]]], dtype=torch.float64)
+    k, lam = y * 255, Ax * 255
+    terms = {"poisson_shot": (k - lam) ** 2 / (2 * k), "poisson_ls": (k - lam) ** 2 / 2,
+             "poisson_gaussian": (k - lam) ** 2 / (2 * lam) + 0.5 * torch.log(lam / k),
+             "poisson_direct": lam - k - k * torch.log(lam / k)}
+    for lik, term in terms.items():
+        got = PoissonNoise(rate=1.0, likelihood=lik).dps_norm(y, Ax)
+        assert torch.allclose(got, term.sum().sqrt().view(1), rtol=1e-12), lik
+
+
 def test_registry_errors():
     assert isinstance(make_noise("gaussian", sigma=0.05), GaussianNoise)
     with pytest.raises(KeyError, match="known"):

@@ -283,3 +283,22 @@ def test_orthonormal_operators_have_orthonormal_rows(name, i):
     torch.testing.assert_close(op(op.adjoint(y)), y, rtol=0, atol=tol)
     torch.testing.assert_close(op.pseudo_inverse(y), op.adjoint(y), rtol=0, atol=0)
     assert torch.equal(op.singulars(), torch.ones_like(op.singulars()))
+
+
+def test_motion_rasteriser_puts_unit_mass_per_unit_length_on_the_path():
+    """The 'described' kernel family's rasteriser: a segment deposits its length as mass, bilinearly, where it is:
+    a horizontal one on its own row, a slanted one with its centroid at the segment's midpoint."""
+    from replicate.operators.kernels import _rasterise
+
+    k = _rasterise(torch.tensor([[5.0, 2.0], [5.0, 8.0]], dtype=torch.float64), 11)
+    assert k.sum().item() == pytest.approx(6.0)
+    assert k[5].sum().item() == pytest.approx(6.0) and k[5, 2:8].min() > 0 and k[5, :2].sum() == k[5, 9:].sum() == 0
+    pts = torch.tensor([[2.3, 1.6], [7.7, 6.1], [8.2, 9.4]], dtype=torch.float64)
+    k = _rasterise(pts, 12)
+    seg = (pts[1:] - pts[:-1]).norm(dim=1)
+    assert k.sum().item() == pytest.approx(seg.sum().item())
+    rows, cols = torch.meshgrid(torch.arange(12.0, dtype=torch.float64), torch.arange(12.0, dtype=torch.float64),
+                                indexing="ij")
+    centroid = torch.stack([(k * rows).sum(), (k * cols).sum()]) / k.sum()
+    expect = (0.5 * (pts[1:] + pts[:-1]) * seg[:, None]).sum(0) / seg.sum()   # midpoints weighted by length
+    torch.testing.assert_close(centroid, expect, rtol=0, atol=1e-9)

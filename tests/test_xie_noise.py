@@ -100,3 +100,36 @@ def test_paper_poisson_score_is_the_digamma_score_up_to_its_stated_approximation
 def test_mixture_has_no_closed_form_score():
     with pytest.raises(ValueError, match="Eq. 22"):
         table1_model(11).score(torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("no", (1, 3, 5, 7, 9))
+def test_log_likelihood_is_the_stated_density(no):
+    """log p(y | x) of each uncorrelated family against scipy's density (the Gaussian families leave out the
+    constant -1/2 log 2 pi per pixel; the Poisson counts lam y ~ Poisson(lam x), with the Jacobian lam of y = k / lam)."""
+    import numpy as np
+    from scipy import stats
+
+    model = table1_model(no)
+    x, y = _xy(model, seed=no)
+    p, xn, yn = model.params, x.numpy(), y.numpy()
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    ref = {"gauss": lambda: stats.norm.logpdf(yn, xn, p["sigma"]) + half_log_2pi,
+           "gauss_sd": lambda: stats.norm.logpdf(yn, xn, p["a"] * xn + p["b"]) + half_log_2pi,
+           "gamma": lambda: stats.gamma.logpdf(yn, a=p["alpha"], scale=xn / p["alpha"]),
+           "poisson": lambda: stats.poisson.logpmf(np.round(p["lam"] * yn), p["lam"] * xn) + math.log(p["lam"]),
+           "rayleigh": lambda: stats.rayleigh.logpdf(yn - xn, scale=p["ray_sigma"] * xn)}[model.family]()
+    np.testing.assert_allclose(model.log_likelihood(x, y).numpy(), ref.reshape(len(xn), -1).sum(1), rtol=1e-9)
+
+
+@pytest.mark.parametrize("no", (2, 6, 8, 10))
+def test_correlated_log_likelihood_is_the_base_density_of_A_inverse_y_times_the_jacobian(no):
+    """The correlated model is the uncorrelated No.`no - 1` seen through the convolution A, a change of variables:
+    multiplicative families y = A z, log p(y | x) = log p_base(A^-1 y | x) - C log|det A| (C channels); the additive
+    Gaussian y = x + sigma A n transforms the noise, log p_base(x + A^-1 (y - x) | x) - C log|det A|."""
+    model, base = table1_model(no), table1_model(no - 1)
+    x, y = _xy(model, seed=no)
+    A = model.a_op
+    h, w = x.shape[-2:]
+    z = x + A.inv(y - x) if model.family == "gauss" else A.inv(y)
+    expect = base.log_likelihood(x, z) - x.shape[1] * A.log_abs_det(h, w)
+    torch.testing.assert_close(model.log_likelihood(x, y), expect, rtol=1e-9, atol=1e-6)
