@@ -76,6 +76,12 @@ def test_poisson_dps_norms_are_the_square_roots_of_their_data_terms():
     for lik, term in terms.items():
         got = PoissonNoise(rate=1.0, likelihood=lik).dps_norm(y, Ax)
         assert torch.allclose(got, term.sum().sqrt().view(1), rtol=1e-12), lik
+    # the data terms themselves (fidelity: what the likelihood step sizes and the reports use), unshifted
+    fid = {"poisson_ls": (k - lam) ** 2 / 2, "poisson_gaussian": (k - lam) ** 2 / (2 * lam) + 0.5 * torch.log(lam),
+           "poisson_direct": lam - k * torch.log(lam)}
+    for lik, term in fid.items():
+        got = PoissonNoise(rate=1.0, likelihood=lik).fidelity(y, Ax)
+        assert torch.allclose(got, term.sum().view(1), rtol=1e-12), lik
 
 
 def test_registry_errors():

@@ -302,3 +302,11 @@ def test_motion_rasteriser_puts_unit_mass_per_unit_length_on_the_path():
     centroid = torch.stack([(k * rows).sum(), (k * cols).sum()]) / k.sum()
     expect = (0.5 * (pts[1:] + pts[:-1]) * seg[:, None]).sum(0) / seg.sum()   # midpoints weighted by length
     torch.testing.assert_close(centroid, expect, rtol=0, atol=1e-9)
+
+
+def test_uniform_kernel_is_a_normalised_box():
+    from replicate.operators.kernels import uniform_kernel
+
+    k = uniform_kernel(5)
+    assert k.shape == (5, 5) and torch.allclose(k, torch.full((5, 5), 1 / 25, dtype=torch.float64))
+    assert uniform_kernel(3).sum().item() == pytest.approx(1.0)
