@@ -5,6 +5,7 @@ import torch
 from replicate.noise import (MEASUREMENT_NOISES, NOISES, XIE2023_NOISES, GaussianNoise, MeasurementNoise, NoiseModel,
                              PoissonNoise, XieNoiseModel, make_noise)
 from replicate.noise.registry import _table
+from replicate.noise.residual import NEIGHBOURS, residual_stats
 from replicate.noise.xie2023 import ALL_MODELS, DEFAULT_PARAMS, table1_model, table1_name
 from replicate.operators.base import make_operator
 
@@ -84,6 +85,55 @@ def test_poisson_dps_norms_are_the_square_roots_of_their_data_terms():
         assert torch.allclose(got, term.sum().view(1), rtol=1e-12), lik
 
 
+def test_measurement_defaults_are_dps_settings_and_draws_are_the_stated_formulas():
+    # DPS: sigma_y = 0.05 on [-1, 1]; Poisson with counts 0-255 (rate 1); the floors of the data terms
+    assert repr(GaussianNoise()) == "GaussianNoise(sigma=0.05, scale='pm1')"
+    p = PoissonNoise()
+    assert (p.rate, p.likelihood, p.min_count, p.min_rate) == (1.0, "poisson_code", 1.0, 1e-3)
+    with pytest.raises(ValueError, match="rate"):
+        PoissonNoise(rate=0.0)
+    with pytest.raises(ValueError, match="sigma"):
+        GaussianNoise(sigma=-0.1)
+    # y = A x + sigma01 n with n the generator's standard normal draw, exactly
+    Ax = torch.rand(2, 1, 5, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    n = torch.randn(Ax.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert torch.equal(GaussianNoise(0.1, "pm1").sample(Ax, torch.Generator().manual_seed(7)), Ax + 0.05 * n)
+    # Poisson: 255 rate photons per unit; values of A x outside [0, 1] are clipped before the draw and y after it
+    p2 = PoissonNoise(rate=2.0)
+    assert p2.counts_per_unit == 510.0
+    flat = torch.full((1, 1, 200, 200), 0.4, dtype=torch.float64)
+    y = p2.sample(flat, torch.Generator().manual_seed(1))
+    assert y.var().item() == pytest.approx(0.4 / 510, rel=0.03)
+    assert torch.allclose(y * 510, (y * 510).round())
+    bright = p2.sample(torch.full((1, 1, 50, 50), 1.6, dtype=torch.float64), torch.Generator().manual_seed(1))
+    # E min(k / 510, 1) for k ~ Poisson(510) is ~ 1 - sqrt(510) / (sqrt(2 pi) 510) = 0.9823 (510 when not clipped)
+    assert bright.max().item() == 1.0 and bright.mean().item() == pytest.approx(0.9823, abs=0.002)
+    assert p2.sample(torch.full((1, 1, 4, 4), -0.5), torch.Generator().manual_seed(1)).abs().max().item() == 0.0
+
+
+def test_noiseless_and_poisson_terms_by_name():
+    clean = make_noise("clean")
+    y = torch.tensor([[[[0.2, 0.6]]]], dtype=torch.float64)
+    Ax = torch.tensor([[[[0.5, 0.2]]]], dtype=torch.float64)
+    assert clean.fidelity(y, Ax).item() == pytest.approx(0.5)          # ||(-0.3, 0.4)|| = 0.5
+    assert torch.equal(clean.sample(Ax), Ax)
+    with pytest.raises(ValueError, match="likelihood"):
+        clean.log_likelihood(y, Ax)
+    # the released code's term is what both fidelity and dps_norm give, and it is not a likelihood
+    code = PoissonNoise()
+    expected = 2 * 0.5 * (1 / (2 * y - 1).abs()).mean()                  # ||r_pm1|| * mean_j 1 / |y_pm1_j|
+    assert code.fidelity(y, Ax).item() == pytest.approx(expected.item()) == code.dps_norm(y, Ax).item()
+    with pytest.raises(ValueError, match="not a likelihood"):
+        code.log_likelihood(y, Ax)
+    direct = PoissonNoise(likelihood="poisson_direct")
+    assert torch.allclose(direct.log_likelihood(y, Ax), -direct.fidelity(y, Ax))
+    # the Poisson deviance at counts of 0 and 1 photon (k log(lam / k) is 0 at k = 0, log(lam) at k = 1)
+    k = torch.tensor([[[[0.0, 1.0]]]], dtype=torch.float64)
+    lam = torch.tensor([[[[2.0, 3.0]]]], dtype=torch.float64)
+    want = (lam - k).sum() - torch.log(torch.tensor(3.0, dtype=torch.float64))
+    assert direct.dps_norm(k / 255, lam / 255).item() == pytest.approx(want.sqrt().item(), rel=1e-12)
+
+
 def test_registry_errors():
     assert isinstance(make_noise("gaussian", sigma=0.05), GaussianNoise)
     with pytest.raises(KeyError, match="known"):
@@ -139,3 +189,44 @@ def test_registry_is_fixed_and_refuses_clashes():
         _table([("gaussian", GaussianNoise), ("gaussian", PoissonNoise)])
     with pytest.raises(TypeError):
         NoiseModel()   # abstract: sample() is the contract
+
+
+def test_residual_stats_take_the_strongest_of_the_eight_neighbour_correlations():
+    # the paper's 8 neighbour directions (Kawar et al. Sec. 4.2), each once
+    assert sorted(NEIGHBOURS) == [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    # reference written out with numpy: Pearson rho of r[c, i, j] with r[c, i + dy, j + dx] over the valid pairs
+    import numpy as np
+    from scipy import stats as sps
+
+    r = torch.randn(2, 7, 9, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    r[:, :, 1:] += 0.8 * r[:, :, :-1].clone()          # correlated along rows: the (0, +-1) directions win
+    a = r.numpy()
+    H, W = a.shape[1:]
+    rhos = {}
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if (dy, dx) == (0, 0):
+                continue
+            p = [(a[c, i, j], a[c, i + dy, j + dx]) for c in range(2) for i in range(H) for j in range(W)
+                 if 0 <= i + dy < H and 0 <= j + dx < W]
+            rhos[(dy, dx)] = np.corrcoef(np.array(p).T)[0, 1]
+    best = max(rhos, key=lambda d: abs(rhos[d]))
+    s = residual_stats(r)
+    assert best in ((0, -1), (0, 1)) and s["res_rho_dir"] in ("0,-1", "0,1")
+    assert s["res_rho"] == pytest.approx(rhos[best], abs=1e-12) and s["res_abs_rho"] == pytest.approx(abs(rhos[best]))
+    assert s["res_std"] == pytest.approx(float(np.std(a, ddof=1)))
+    assert s["res_p"] == pytest.approx(float(sps.normaltest(a.ravel()).pvalue))
+    # the diagonals: a residual correlated only along (1, 1), or only along (1, -1), is found there, whatever the sign
+    d = torch.randn(1, 30, 30, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    d[:, 1:, 1:] += d[:, :-1, :-1].clone()
+    assert residual_stats(d)["res_rho_dir"] in ("1,1", "-1,-1")
+    e = torch.randn(1, 30, 30, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    e[:, 1:, :-1] -= e[:, :-1, 1:].clone()             # anti-correlated: the largest |rho| is a negative rho
+    s = residual_stats(e)
+    assert s["res_rho_dir"] in ("1,-1", "-1,1") and s["res_rho"] < -0.3 and s["res_abs_rho"] == -s["res_rho"]
+    # neighbours only: a residual correlated at distance 2 in every direction (and not at distance 1) stays near 0
+    w = torch.randn(1, 64, 64, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    far = w[:, 2:-2, 2:-2].clone()
+    for dy, dx in [(0, 2), (2, 0), (2, 2), (2, -2), (0, -2), (-2, 0), (-2, -2), (-2, 2)]:
+        far += 0.5 * w[:, 2 + dy:62 + dy, 2 + dx:62 + dx]
+    assert residual_stats(far)["res_abs_rho"] < 0.1

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from replicate.operators.base import make_operator
 from replicate.operators.kernels import gaussian_kernel, motion_blur_kernel
 from replicate.operators.linear import cubic, resize_matrix
-from replicate.operators.nonlinear import ForwardModelUnavailable, PhaseRetrieval
+from replicate.operators.nonlinear import ForwardModelUnavailable, PhaseRetrieval, fft2_centred
 
 SHAPE = (3, 16, 16)
 g = torch.Generator().manual_seed(0)
@@ -150,6 +150,19 @@ def test_phase_retrieval_dps_convention():
     assert torch.allclose(y, ref / 2)
     # invariant to the trivial ambiguities: translation within the support and flip (conjugate)
     assert torch.allclose(op(torch.flip(x, (-2, -1))), y, atol=1e-12)
+
+
+def test_centred_dft_puts_the_origin_in_the_middle_on_both_sides():
+    # the magnitude |F x| is the same whatever shift comes before the DFT, but ER / HIO / OSS go back through the
+    # phase (solvers/phase_retrieval.py), so both shifts matter: a delta at the centre pixel (H // 2, W // 2) has a flat
+    # spectrum of zero phase, and a constant image puts all its energy at the centre frequency
+    for H, W in [(6, 8), (5, 7)]:
+        delta = torch.zeros(1, 1, H, W, dtype=torch.float64)
+        delta[..., H // 2, W // 2] = 1.0
+        assert torch.allclose(fft2_centred(delta), torch.full((1, 1, H, W), (H * W) ** -0.5, dtype=torch.complex128))
+        spectrum = fft2_centred(torch.ones(1, 1, H, W, dtype=torch.float64)).abs()
+        assert spectrum[..., H // 2, W // 2].item() == pytest.approx((H * W) ** 0.5)
+        assert spectrum.sum().item() == pytest.approx((H * W) ** 0.5)
 
 
 def test_nonuniform_blur_unavailable_says_why(tmp_path):
