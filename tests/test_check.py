@@ -70,21 +70,20 @@ def test_availability_reasons_carry_no_machine_paths(tmp_path, monkeypatch):
 MACHINE_PATH = re.compile(r"(?:^|[\s\"'(=])/(?:home|work|tmp|root|Users|mnt|private|var)/")
 
 
-def test_committed_mini_results_and_reports_carry_no_machine_paths():
-    """A committed result reads the same in every checkout: no absolute path of the machine that made it."""
-    listed = subprocess.run(["git", "ls-files", "results/mini", "tables/mini", "tables/REPORT.md", "README.md",
-                             "tables/paper/RUNBOOK.md"], cwd=REPO, capture_output=True, text=True).stdout.split()
+def test_committed_results_and_reports_carry_no_machine_paths():
+    """A committed result reads the same in every checkout: no absolute path of the machine that made it (every
+    committed profile: a paper-profile file once carried the cache path of the checkout that ran it)."""
+    listed = subprocess.run(["git", "ls-files", "results", "tables", "data", "README.md"], cwd=REPO,
+                            capture_output=True, text=True).stdout.split()
     offenders = [f for f in listed if f.endswith((".csv", ".md", ".json")) and
                  MACHINE_PATH.search((REPO / f).read_text(errors="replace"))]
     assert not offenders, offenders
 
 
-def test_committed_mini_reports_print_numbers_not_numpy_reprs():
+def test_committed_reports_print_numbers_not_numpy_reprs():
     """Reports are read by people: a list of levels prints as [0.1, 0.2], not [np.float64(0.1), ...] (numpy 2's repr
     leaked into the scale lines and notes once)."""
-    import re
-
-    listed = subprocess.run(["git", "ls-files", "tables/mini", "tables/REPORT.md", "README.md"], cwd=REPO,
+    listed = subprocess.run(["git", "ls-files", "tables", "README.md"], cwd=REPO,
                             capture_output=True, text=True).stdout.split()
     offenders = [f for f in listed if f.endswith((".md", ".json")) and
                  re.search(r"np\.(int|float)\d+\(", (REPO / f).read_text(errors="replace"))]

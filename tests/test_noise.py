@@ -193,7 +193,8 @@ def test_registry_is_fixed_and_refuses_clashes():
 
 def test_residual_stats_take_the_strongest_of_the_eight_neighbour_correlations():
     # the paper's 8 neighbour directions (Kawar et al. Sec. 4.2), each once
-    assert sorted(NEIGHBOURS) == [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    unit_offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    assert sorted(NEIGHBOURS) == unit_offsets
     # reference written out with numpy: Pearson rho of r[c, i, j] with r[c, i + dy, j + dx] over the valid pairs
     import numpy as np
     from scipy import stats as sps
@@ -203,13 +204,10 @@ def test_residual_stats_take_the_strongest_of_the_eight_neighbour_correlations()
     a = r.numpy()
     H, W = a.shape[1:]
     rhos = {}
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if (dy, dx) == (0, 0):
-                continue
-            p = [(a[c, i, j], a[c, i + dy, j + dx]) for c in range(2) for i in range(H) for j in range(W)
-                 if 0 <= i + dy < H and 0 <= j + dx < W]
-            rhos[(dy, dx)] = np.corrcoef(np.array(p).T)[0, 1]
+    for dy, dx in unit_offsets:
+        p = [(a[c, i, j], a[c, i + dy, j + dx]) for c in range(2) for i in range(H) for j in range(W)
+             if 0 <= i + dy < H and 0 <= j + dx < W]
+        rhos[(dy, dx)] = np.corrcoef(np.array(p).T)[0, 1]
     best = max(rhos, key=lambda d: abs(rhos[d]))
     s = residual_stats(r)
     assert best in ((0, -1), (0, 1)) and s["res_rho_dir"] in ("0,-1", "0,1")
