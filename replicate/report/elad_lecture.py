@@ -104,8 +104,10 @@ def build(prm: dict) -> None:
     if classic is not None:
         agg = classic.groupby(["set", "sigma", "denoiser", "kind"], sort=False)[["psnr", "ssim"]].mean().reset_index()
         wide = agg.pivot_table(index=["kind", "denoiser"], columns=["set", "sigma"], values="psnr", sort=False)
-        body = ["Mean PSNR (dB) / SSIM per test set and noise level (sigma on the 0-255 scale). One noise "
-                "realisation per image and sigma, shared by all denoisers.", ""]
+        repeats = classic.noise_repeat.nunique() if "noise_repeat" in classic else 1
+        body = ["Mean PSNR (dB) / SSIM per test set and noise level (sigma on the 0-255 scale). "
+                f"{repeats} noise realisation{'s' if repeats > 1 else ''} per image and sigma (averaged), shared by "
+                "all denoisers.", ""]
         for set_name, sub in agg.groupby("set", sort=False):
             t = sub.pivot_table(index="denoiser", columns="sigma", values=["psnr", "ssim"], sort=False)
             t.columns = [f"{m.upper()} s={s}" for m, s in t.columns]
