@@ -139,8 +139,9 @@ def _headline_rows(paper: str, summaries: dict, profiles: list[str]) -> list[str
             if c is None:
                 parts += ["–", "–", "–"]
                 continue
-            ci = "–" if not c.get("ci") else f"[{c['ci'][0]:.3g}, {c['ci'][1]:.3g}]"
-            parts += [_fmt(c.get("measured")), ci, f"{c['verdict']} (n = {c['n']} {c['uncertainty']})"]
+            # 4 significant digits: PSNRs differ from the published ones in the second decimal
+            ci = "–" if not c.get("ci") else f"[{c['ci'][0]:.4g}, {c['ci'][1]:.4g}]"
+            parts += [_fmt(c.get("measured"), ".4g"), ci, f"{c['verdict']} (n = {c['n']} {c['uncertainty']})"]
         rows.append("| " + " | ".join(cell(v) for v in (item, f"{cell_name} ({metric})", f"{published:g}", *parts))
                     + " |")
     return rows
